@@ -1,0 +1,5 @@
+import sys
+
+from sizeseg.cli import main
+
+sys.exit(main())
