@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+from sizeseg.models import MODELS, UNet, build_model, pad_to_multiple
+
+SMALL = (16, 8, 8, 8, 4)
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 48, 32), (2, 1, 33, 7), (1, 3, 5, 64)])
+def test_pad_to_multiple_round_trip(shape):
+    x = torch.randn(shape)
+    padded, crop = pad_to_multiple(x, 32)
+    assert all(s % 32 == 0 and s >= o for s, o in zip(padded.shape[2:], shape[2:]))
+    assert torch.equal(padded[crop], x)
+    # Everything outside the crop is zero padding.
+    assert padded.abs().sum() == pytest.approx(x.abs().sum().item(), rel=1e-6)
+
+
+def test_pad_rejects_bad_input():
+    with pytest.raises(ValueError, match="x"):
+        pad_to_multiple(torch.zeros(4, 4), 32)
+    with pytest.raises(ValueError, match="multiple"):
+        pad_to_multiple(torch.zeros(1, 1, 4, 4), 0)
+
+
+@pytest.mark.parametrize("hw", [(48, 32), (37, 21)])
+def test_unet_2d_keeps_spatial_shape(hw):
+    torch.manual_seed(0)
+    net = UNet(3, 2, spatial_dims=2, decoder_channels=SMALL)
+    y = net(torch.randn(2, 3, *hw))
+    assert y.shape == (2, 2, *hw)
+    y.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_unet_3d_keeps_spatial_shape():
+    net = UNet(1, 1, spatial_dims=3, backbone="resnet10", decoder_channels=SMALL)
+    assert net(torch.randn(2, 1, 20, 17, 9)).shape == (2, 1, 20, 17, 9)
+
+
+def test_unet_output_does_not_depend_on_padding_content():
+    # The crop returns exactly the input's pixels: evaluation on the padded input reproduces it.
+    torch.manual_seed(1)
+    net = UNet(1, 1, decoder_channels=SMALL).eval()
+    x = torch.randn(1, 1, 40, 24)
+    padded, crop = pad_to_multiple(x, 32)
+    with torch.no_grad():
+        assert torch.allclose(net(x), net.net(padded)[crop])
+
+
+def test_unet_validates():
+    with pytest.raises(ValueError, match="backbone"):
+        UNet(1, 1, backbone="vgg")
+    with pytest.raises(ValueError, match="spatial_dims"):
+        UNet(1, 1, spatial_dims=4)
+    with pytest.raises(ValueError, match="in_channels"):
+        UNet(0, 1)
+    net = UNet(1, 1, decoder_channels=SMALL)
+    with pytest.raises(ValueError, match=r"x: expected shape \(B, 1, \*, \*\), got \(2, 3, 8, 8\)"):
+        net(torch.zeros(2, 3, 8, 8))
+
+
+def test_build_model_registry():
+    for name in MODELS:
+        if name.startswith("unet"):
+            net = build_model(name, in_channels=2, out_channels=1, spatial_dims=2)
+            assert net.in_channels == 2
+    assert build_model("unet-resnet34").backbone == "resnet34"
+    with pytest.raises(ValueError, match="name: expected one of"):
+        build_model("nope")
