@@ -1,0 +1,79 @@
+"""Overlap metrics per image: intersection over union (paper 1, eq. 23) and Dice."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sizeseg.metrics._checks import binary_pair
+
+
+def iou_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Intersection over union of each image's binary masks (eq. 23 of the size paper).
+
+    With labels :math:`y_i, \hat y_i \in \{-1, +1\}` eq. 23 reads
+    :math:`\sum_i (1 + y_i + \hat y_i + y_i \hat y_i) / \sum_i (3 + y_i + \hat y_i - y_i \hat y_i)`,
+    i.e. :math:`|Y \cap \hat Y| / |Y \cup \hat Y|` for the foreground sets. Two empty masks agree
+    perfectly and score 1.
+
+    Args:
+        pred: predicted mask (B, *spatial), bool or {0, 1}.
+        target: ground-truth mask of the same shape.
+
+    Returns:
+        float32 (B,) in [0, 1].
+
+    Example:
+        >>> pred = torch.tensor([[1, 1, 0, 0]])
+        >>> target = torch.tensor([[1, 0, 0, 0]])
+        >>> iou_score(pred, target)
+        tensor([0.5000])
+    """
+    p, t = binary_pair(pred, target)
+    inter = (p & t).sum(1).float()
+    union = (p | t).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def dice_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r"""Dice coefficient :math:`2 |Y \cap \hat Y| / (|Y| + |\hat Y|)` of each image; 1 for two empty masks.
+
+    Args:
+        pred: predicted mask (B, *spatial), bool or {0, 1}.
+        target: ground-truth mask of the same shape.
+
+    Returns:
+        float32 (B,) in [0, 1].
+
+    Example:
+        >>> dice_score(torch.tensor([[1, 1, 0, 0]]), torch.tensor([[1, 0, 0, 0]]))
+        tensor([0.6667])
+    """
+    p, t = binary_pair(pred, target)
+    inter = (p & t).sum(1).float()
+    total = p.sum(1).float() + t.sum(1).float()
+    return torch.where(total > 0, 2 * inter / total.clamp_min(1), torch.ones_like(total))
+
+
+class IoU(nn.Module):
+    """Module form of :func:`iou_score`.
+
+    Example:
+        >>> IoU()(torch.ones(2, 3, 3), torch.ones(2, 3, 3))
+        tensor([1., 1.])
+    """
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return iou_score(pred, target)
+
+
+class Dice(nn.Module):
+    """Module form of :func:`dice_score`.
+
+    Example:
+        >>> Dice()(torch.zeros(1, 3, 3), torch.zeros(1, 3, 3))
+        tensor([1.])
+    """
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return dice_score(pred, target)

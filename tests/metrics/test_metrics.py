@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from sizeseg.metrics import (
+    Dice, IoU, MeanOverImages, SquaredSizeError, dice_score, iou_score, predicted_size, squared_size_error,
+)
+
+
+def _random_masks(seed, shape=(6, 9, 7)):
+    rng = np.random.default_rng(seed)
+    level = (shape[0],) + (1,) * (len(shape) - 1)
+    pred = rng.random(shape) < rng.random(level)
+    target = rng.random(shape) < rng.random(level)
+    pred[0] = target[0] = False  # both empty
+    pred[1] = False  # one empty
+    return pred, target
+
+
+def _iou_eq23(pred, target):
+    # Eq. 23 literally, with labels in {-1, +1}.
+    y, yh = 2.0 * target - 1, 2.0 * pred - 1
+    num = (1 + y + yh + y * yh).sum()
+    den = (3 + y + yh - y * yh).sum()
+    return 1.0 if den == 0 else num / den
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_iou_and_dice_match_direct_numpy(seed):
+    pred, target = _random_masks(seed)
+    iou = iou_score(torch.from_numpy(pred), torch.from_numpy(target).int())
+    dice = Dice()(torch.from_numpy(pred).float(), torch.from_numpy(target))
+    for b in range(len(pred)):
+        assert iou[b].item() == pytest.approx(_iou_eq23(pred[b], target[b]), abs=1e-6)
+        s = pred[b].sum() + target[b].sum()
+        ref = 1.0 if s == 0 else 2 * (pred[b] & target[b]).sum() / s
+        assert dice[b].item() == pytest.approx(ref, abs=1e-6)
+    assert iou[0] == 1 and iou[1] == 0
+    assert torch.equal(IoU()(torch.from_numpy(pred), torch.from_numpy(target)), iou)
+
+
+def test_overlap_3d_and_channel_dim():
+    pred, target = _random_masks(7, (3, 4, 5, 6))
+    a = iou_score(torch.from_numpy(pred)[:, None], torch.from_numpy(target)[:, None])
+    b = iou_score(torch.from_numpy(pred), torch.from_numpy(target))
+    assert torch.equal(a, b)
+
+
+def test_overlap_validates():
+    with pytest.raises(ValueError, match=r"pred and target: expected equal shapes, got \(2, 3\) and \(2, 4\)"):
+        iou_score(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="pred: expected a binary mask"):
+        dice_score(torch.full((1, 3), 0.5), torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="target"):
+        iou_score(torch.zeros(1, 3), np.zeros((1, 3)))
+
+
+def test_squared_size_error_direct():
+    pred = torch.tensor([3.0, 10.0, 0.0])
+    target = torch.tensor([5.0, float("nan"), 2.0])
+    e = squared_size_error(pred, target)
+    assert e[0] == 4 and torch.isnan(e[1]) and e[2] == 4
+    with pytest.raises(ValueError, match="target_size: expected sizes >= 0"):
+        squared_size_error(pred, torch.tensor([-1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="pred_size: expected shape"):
+        squared_size_error(torch.zeros(3, 1), target)
+
+
+def _reference_size(mask):
+    # 2 x the largest chessboard distance to the background, pixels outside the image being background.
+    if not mask.any():
+        return 0.0
+    padded = np.pad(mask, 1)
+    return 2.0 * ndimage.distance_transform_cdt(padded, metric="chessboard").max()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_predicted_size_and_e_against_reference(seed):
+    pytest.importorskip("sizeseg.ops")
+    import sizeseg
+
+    if not hasattr(sizeseg, "object_size"):
+        pytest.skip("sizeseg.object_size not available yet")
+    rng = np.random.default_rng(seed)
+    logits = torch.from_numpy(rng.normal(size=(5, 1, 12, 10)).astype(np.float32))
+    logits[:, :, 3:9, 2:8] += 3  # a solid block inside each image
+    logits[0] = -1  # empty prediction
+    sizes = predicted_size(logits)
+    ref = np.array([_reference_size(m[0] > 0) for m in logits.numpy()])
+    np.testing.assert_allclose(sizes.numpy(), ref)
+    target = torch.tensor([2.0, 4.0, float("nan"), 6.0, 0.0])
+    e = SquaredSizeError()(logits, target)
+    np.testing.assert_allclose(e.numpy(), (target.numpy() - ref) ** 2)
+
+
+def test_mean_over_images_is_a_weighted_mean_of_batches():
+    values = torch.tensor([1.0, 2.0, 3.0, 10.0, float("nan"), 5.0])
+    m = MeanOverImages()
+    m.update(values[:1])
+    m.update(values[1:])
+    assert m.compute().item() == pytest.approx(np.nanmean(values.numpy()))
+    assert torch.isnan(MeanOverImages().compute())
