@@ -143,6 +143,25 @@ def group_sizes(
     return out, gbounds, per_group
 
 
+def bounded_sizes(
+    probs: torch.Tensor, bounds: torch.Tensor, groups: torch.Tensor | None, reduction: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the inputs of a size-bound loss; return soft sizes, resolved bounds and pixel counts.
+
+    Sizes ``(B, K)``, bounds ``(B, K, 2)`` and pixel counts ``(B,)``, or, with ``groups``, one row
+    per group (volume) with the sizes and pixel counts summed over its images.
+    """
+    check_probabilities(probs)
+    check_reduction(reduction)
+    ab = check_bounds(bounds, probs)
+    sizes = soft_sizes(probs)
+    pixels = sizes.new_full((sizes.shape[0],), float(probs[0, 0].numel()))
+    if groups is not None:
+        sizes, ab, count = group_sizes(sizes, ab, groups)
+        pixels = count * probs[0, 0].numel()
+    return sizes, ab, pixels
+
+
 def two_class_probabilities(logits: torch.Tensor) -> torch.Tensor:
     """Adapt a one-channel sigmoid output ``(B, 1, *spatial)`` to ``(B, 2, *spatial)`` probabilities.
 

@@ -7,14 +7,7 @@ import math
 import torch
 from torch import nn
 
-from sizeseg.losses.constrained import (
-    check_bounds,
-    check_probabilities,
-    check_reduction,
-    group_sizes,
-    reduce,
-    soft_sizes,
-)
+from sizeseg.losses.constrained import bounded_sizes, check_reduction, reduce
 
 
 def _check_t(t: float) -> None:
@@ -73,15 +66,8 @@ def log_barrier_size_loss(
         >>> log_barrier_size_loss(probs, torch.tensor([[float('nan')] * 2, [0., 10.]]), t=1.0)   # -log(10 - 8)
         tensor(-0.6931)
     """
-    check_probabilities(probs)
-    check_reduction(reduction)
     _check_t(t)
-    ab = check_bounds(bounds, probs)
-    sizes = soft_sizes(probs)
-    pixels = sizes.new_full((sizes.shape[0],), float(probs[0, 0].numel()))
-    if groups is not None:
-        sizes, ab, count = group_sizes(sizes, ab, groups)
-        pixels = count * probs[0, 0].numel()
+    sizes, ab, pixels = bounded_sizes(probs, bounds, groups, reduction)
     lower, upper = ab[..., 0], ab[..., 1]
     has_upper = torch.isfinite(upper)
     lower_term = torch.where(lower > 0, log_barrier_extension(lower - sizes, t), torch.zeros_like(sizes))

@@ -5,14 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sizeseg.losses.constrained import (
-    check_bounds,
-    check_probabilities,
-    check_reduction,
-    group_sizes,
-    reduce,
-    soft_sizes,
-)
+from sizeseg.losses.constrained import bounded_sizes, check_reduction, reduce
 
 
 def size_penalty(
@@ -58,14 +51,7 @@ def size_penalty(
         >>> size_penalty(probs, torch.tensor([[0., 16.], [0., 5.]]))   # (8-5)^2 / 16
         tensor(0.5625)
     """
-    check_probabilities(probs)
-    check_reduction(reduction)
-    ab = check_bounds(bounds, probs)
-    sizes = soft_sizes(probs)
-    pixels = sizes.new_full((sizes.shape[0],), float(probs[0, 0].numel()))
-    if groups is not None:
-        sizes, ab, count = group_sizes(sizes, ab, groups)
-        pixels = count * probs[0, 0].numel()
+    sizes, ab, pixels = bounded_sizes(probs, bounds, groups, reduction)
     below = torch.relu(ab[..., 0] - sizes)
     above = torch.relu(sizes - ab[..., 1])
     per_item = (below.square() + above.square()).sum(-1)
