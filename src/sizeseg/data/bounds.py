@@ -1,0 +1,109 @@
+"""Size bounds ``[a, b]`` on the soft size ``sum_p S_p`` (constrained-CNN paper), per item.
+
+All functions return float32 (N, 2) arrays (lower, upper) aligned with the items, in pixels of
+the prepared images (so bounds computed on downsampled slices are in downsampled pixels).
+Tags (``b = 0`` where the class is absent, a suppression constraint) are applied by
+:func:`with_tags`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOOSE_BOUNDS = (1.0, 65000.0)
+PAPER_LOOSE_UPPER = 10000.0  # the loose upper bound of the paper's comparison with proposals
+PAPER_TIGHT_BOUNDS = (98.0, 1723.0)  # the paper's bounds from one subject (at 256x256), for reference
+
+
+def _areas(areas: np.ndarray) -> np.ndarray:
+    areas = np.asarray(areas, dtype=np.float64)
+    if areas.ndim != 1:
+        raise ValueError(f"areas must be (N,), got shape {areas.shape}")
+    if np.any(~np.isfinite(areas)) or np.any(areas < 0):
+        raise ValueError("areas must be finite and non-negative")
+    return areas
+
+
+def subject_bounds(
+    subject_areas: np.ndarray, lower_factor: float = 1.1, upper_factor: float = 0.9
+) -> tuple[float, float]:
+    """Bounds from one subject: ``a = lower_factor * min``, ``b = upper_factor * max``.
+
+    ``min`` and ``max`` are taken over the subject's slices that contain the object (a slice
+    without it would make ``min = 0``). The factors are the paper's as stated (1.1 on the minimum,
+    0.9 on the maximum); if they cross (``a > b``) a :class:`ValueError` says so.
+
+    >>> [round(v, 6) for v in subject_bounds(np.array([0, 100, 400, 2000]))]
+    [110.0, 1800.0]
+    """
+    areas = _areas(subject_areas)
+    present = areas[areas > 0]
+    if not len(present):
+        raise ValueError("subject_areas: the subject has no slice containing the object")
+    lower, upper = float(lower_factor * present.min()), float(upper_factor * present.max())
+    if lower > upper:
+        raise ValueError(f"subject bounds cross: a = {lower:g} > b = {upper:g}; use other factors")
+    return lower, upper
+
+
+def constant_bounds(n: int, lower: float, upper: float) -> np.ndarray:
+    """The same ``[lower, upper]`` for ``n`` items (e.g. loose ``[1, 65000]``, upper-only ``[0, b]``)."""
+    if lower < 0 or upper < lower:
+        raise ValueError(f"bounds must satisfy 0 <= lower <= upper, got [{lower}, {upper}]")
+    return np.tile(np.array([lower, upper], dtype=np.float32), (int(n), 1))
+
+
+def precise_bounds(areas: np.ndarray, margin: float = 0.1, absolute: bool = False) -> np.ndarray:
+    """True size ± margin: ``[s (1 - m), s (1 + m)]`` (relative) or ``[s - m, s + m]`` (absolute), clipped at 0.
+
+    >>> precise_bounds(np.array([100.0, 0.0]), margin=0.1).tolist()
+    [[90.0, 110.0], [0.0, 0.0]]
+    """
+    areas = _areas(areas)
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    if absolute:
+        lo, hi = areas - margin, areas + margin
+    else:
+        lo, hi = areas * (1 - margin), areas * (1 + margin)
+    return np.stack([np.clip(lo, 0, None), np.clip(hi, 0, None)], axis=1).astype(np.float32)
+
+
+def with_tags(bounds: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """Image tags: where the object is absent (area 0) the bounds become ``[0, 0]`` (suppression)."""
+    bounds = np.array(bounds, dtype=np.float32)
+    areas = _areas(areas)
+    if bounds.shape != (len(areas), 2):
+        raise ValueError(f"bounds must have shape {(len(areas), 2)}, got {bounds.shape}")
+    bounds[areas == 0] = 0.0
+    return bounds
+
+
+def make_bounds(
+    kind: str, areas: np.ndarray, *, subject: tuple[float, float] | None = None,
+    lower: float = LOOSE_BOUNDS[0], upper: float = LOOSE_BOUNDS[1], margin: float = 0.1,
+    tags: bool = True,
+) -> np.ndarray:
+    """Bounds by name, for items of the given ``areas``.
+
+    Kinds: ``subject`` (the pair ``subject`` from :func:`subject_bounds`), ``upper`` (``[0, upper]``,
+    the paper's one-bound setting), ``subject-upper`` (``[0, b]`` with ``b`` from ``subject``),
+    ``loose`` (``[lower, upper]``), ``precise`` (:func:`precise_bounds` with ``margin``).
+    With ``tags`` items without the object get ``[0, 0]``.
+    """
+    areas = _areas(areas)
+    n = len(areas)
+    if kind in ("subject", "subject-upper"):
+        if subject is None:
+            raise ValueError(f"kind={kind!r} needs subject=(a, b) from subject_bounds(...)")
+        a, b = subject
+        bounds = constant_bounds(n, 0.0 if kind == "subject-upper" else a, b)
+    elif kind == "upper":
+        bounds = constant_bounds(n, 0.0, upper)
+    elif kind == "loose":
+        bounds = constant_bounds(n, lower, upper)
+    elif kind == "precise":
+        bounds = precise_bounds(areas, margin)
+    else:
+        raise ValueError(f"kind must be subject, subject-upper, upper, loose or precise, got {kind!r}")
+    return with_tags(bounds, areas) if tags else bounds
