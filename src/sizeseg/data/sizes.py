@@ -10,22 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def object_sizes(masks: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """Object size of each mask in ``masks`` (N, *spatial), via ``sizeseg.object_size``.
+def object_sizes(masks: np.ndarray) -> np.ndarray:
+    """Object size of each mask in ``masks`` (N, *spatial), 2D or 3D, via ``sizeseg.object_size``.
 
-    Returns float32 (N,). Uses ``border="background"``.
+    Returns float32 (N,); 0 for an empty mask. Uses ``border="background"``.
+
+    >>> m = np.zeros((1, 6, 6), np.uint8); m[0, 1:5, 1:4] = 1
+    >>> object_sizes(m).tolist()
+    [4.0]
     """
-    import torch
-
-    from sizeseg import object_size
+    from sizeseg.ops import object_size
 
     masks = np.asarray(masks)
-    out = np.zeros(len(masks), dtype=np.float32)
-    for start in range(0, len(masks), batch):
-        chunk = torch.from_numpy(np.ascontiguousarray(masks[start:start + batch] > 0))
-        sizes = object_size(chunk, border="background")
-        out[start:start + batch] = np.asarray(sizes, dtype=np.float32).reshape(len(chunk))
-    return out
+    if masks.ndim not in (3, 4):
+        raise ValueError(f"masks must be (N, H, W) or (N, D, H, W), got shape {masks.shape}")
+    if not len(masks):
+        return np.zeros(0, np.float32)
+    sizes = object_size(np.ascontiguousarray(masks > 0).astype(np.uint8), spatial_dims=masks.ndim - 1,
+                        border="background")
+    return np.asarray(sizes, dtype=np.float32).reshape(len(masks))
 
 
 def areas(masks: np.ndarray) -> np.ndarray:
