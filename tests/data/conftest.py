@@ -1,0 +1,82 @@
+"""Fixtures of the data tests: small Decathlon, ACDC and image folders written to tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+
+def reference_size(mask: np.ndarray) -> float:
+    """Object size by scipy: 2 * max chessboard distance to background, outside = background."""
+    mask = np.asarray(mask) > 0
+    if not mask.any():
+        return 0.0
+    return 2.0 * ndimage.distance_transform_cdt(np.pad(mask, 1), metric="chessboard").max()
+
+
+def save_nifti(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), str(path))
+
+
+def ellipsoid(shape, centre, radii) -> np.ndarray:
+    grid = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
+
+
+def make_decathlon(root: Path, n: int = 4, seed: int = 0) -> Path:
+    """A Decathlon task with ``n`` volumes of about 8×50×36 voxels, labels 1 and 2 in one blob."""
+    rng = np.random.default_rng(seed)
+    entries = []
+    for k in range(n):
+        shape = (8, 50 + k % 3, 34 + 2 * (k % 2))
+        label = np.zeros(shape, np.uint8)
+        blob = ellipsoid(shape, (3.5, 25, 17), (3.5, 10 + k, 6))
+        label[blob] = 1
+        label[blob & (np.arange(shape[1])[None, :, None] > 25)] = 2
+        image = (rng.normal(100, 20, shape) + 50 * (label > 0)).astype(np.float32)
+        stem = f"toy_{k:03d}"
+        save_nifti(root / "imagesTr" / f"{stem}.nii.gz", image)
+        save_nifti(root / "labelsTr" / f"{stem}.nii.gz", label)
+        entries.append({"image": f"./imagesTr/{stem}.nii.gz", "label": f"./labelsTr/{stem}.nii.gz"})
+    (root / "dataset.json").write_text(json.dumps({"name": "toy", "training": entries}))
+    return root
+
+
+def make_acdc(root: Path, patients: int = 4, shape=(20, 24, 3), seed: int = 0) -> Path:
+    """ACDC layout: ``patients`` patients × 2 frames; LV (3) blob, RV (1), myo (2); scribbles."""
+    rng = np.random.default_rng(seed)
+    for p in range(1, patients + 1):
+        for frame in (1, 12):
+            gt = np.zeros(shape, np.uint8)
+            for z in range(shape[2] - 1):  # last slice without LV
+                lv = ellipsoid(shape[:2], (10, 12), (3 + p % 3 + z, 4))
+                gt[..., z][ndimage.binary_dilation(lv, iterations=2)] = 2
+                gt[..., z][lv] = 3
+                gt[2:5, 2:6, z] = 1
+            image = np.clip(rng.normal(60, 10, shape) + 60 * gt, 0, 255).astype(np.uint8)
+            scribble = np.full(shape, 4, np.uint8)
+            scribble[10, 10:14, :] = np.where(gt[10, 10:14, :] == 3, 3, 4)
+            scribble[0, :, :] = 0
+            scribble[3, 3, :] = 1
+            folder = root / "training" / f"patient{p:03d}"
+            stem = f"patient{p:03d}_frame{frame:02d}"
+            save_nifti(folder / f"{stem}.nii.gz", image)
+            save_nifti(folder / f"{stem}_gt.nii.gz", gt)
+            save_nifti(folder / f"{stem}_scribble.nii.gz", scribble)
+    return root
+
+
+@pytest.fixture
+def decathlon(tmp_path) -> Path:
+    return make_decathlon(tmp_path / "Task99_Toy")
+
+
+@pytest.fixture
+def acdc(tmp_path) -> Path:
+    return make_acdc(tmp_path / "ACDC")
