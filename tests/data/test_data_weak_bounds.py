@@ -98,3 +98,14 @@ def test_bound_kinds_and_tags():
         make_bounds("subject", areas)
     with pytest.raises(ValueError, match="lower <= upper"):
         constant_bounds(2, 5, 1)
+
+
+def test_repeated_erosion_leaves_a_small_core():
+    masks = np.stack(_shapes())
+    once, core = erosion_labels(masks), erosion_labels(masks, repeat=True)
+    for m, w1, w in zip(masks, once, core):
+        region = w == 1
+        assert region.any() and m[region].all() and (region <= (w1 == 1)).all()
+        for k in (10, 7, 5, 3, 2):  # no kernel can erode the core further without emptying it
+            assert not ndimage.binary_erosion(region, structure=np.ones((k, k), bool)).any()
+    assert (core[0] == 1).sum() < (once[0] == 1).sum()

@@ -28,13 +28,18 @@ def _as_masks(masks: np.ndarray, name: str = "masks") -> np.ndarray:
     return masks > 0
 
 
-def erosion_labels(masks: np.ndarray, kernels: Sequence[int] = PAPER_KERNELS) -> np.ndarray:
+def erosion_labels(masks: np.ndarray, kernels: Sequence[int] = PAPER_KERNELS, repeat: bool = False) -> np.ndarray:
     """The paper's erosion strategy: erode each object with a ``k``×``k`` square, ``k`` from ``kernels``.
 
     For each 2D mask, ``W = erode(Y, ones(k, k))`` with the first ``k`` of ``kernels``
     (10, 7, 5, 3, 2, 1) for which ``W`` is not empty; ``k = 1`` leaves the object itself, so a
     non-empty object always keeps a non-empty weak region inside it. Labels: 1 on ``W``, -1
     elsewhere (background is not annotated, as in the paper). An empty mask gives all -1.
+
+    ``repeat=True`` reads the paper's "repeated the operation ... until we get a small contour"
+    as iterated erosion: erode again and again, each time with the largest kernel of ``kernels``
+    (> 1) that does not empty the region, until none can; this leaves a small core of a few
+    pixels. The default (``False``) erodes once, with the first kernel that leaves something.
 
     Args:
         masks: (H, W) or (N, H, W) binary masks (non-zero = foreground).
@@ -47,8 +52,6 @@ def erosion_labels(masks: np.ndarray, kernels: Sequence[int] = PAPER_KERNELS) ->
     >>> int((erosion_labels(m) == 1).sum())  # 20x20 square eroded by a 10x10 kernel
     121
     """
-    from scipy import ndimage
-
     if not kernels or any(int(k) < 1 for k in kernels):
         raise ValueError(f"kernels must be positive sizes, got {kernels}")
     fg = _as_masks(masks)
@@ -57,14 +60,25 @@ def erosion_labels(masks: np.ndarray, kernels: Sequence[int] = PAPER_KERNELS) ->
     for i, m in enumerate(flat):
         if not m.any():
             continue
-        for k in kernels:
-            eroded = m if k == 1 else ndimage.binary_erosion(m, structure=np.ones((k, k), bool))
-            if eroded.any():
-                out[i][eroded] = 1
+        region = _erode_once(m, kernels)
+        while repeat and region is not None:
+            smaller = _erode_once(region, [k for k in kernels if k > 1])
+            if smaller is None:
                 break
-        else:  # smallest kernel still empties it: keep the object itself
-            out[i][m] = 1
+            region = smaller
+        out[i][m if region is None else region] = 1
     return out.reshape(fg.shape)
+
+
+def _erode_once(m: np.ndarray, kernels: Sequence[int]) -> np.ndarray | None:
+    """Erosion of ``m`` by the first kernel of ``kernels`` that leaves a non-empty region, or None."""
+    from scipy import ndimage
+
+    for k in kernels:
+        eroded = m if k == 1 else ndimage.binary_erosion(m, structure=np.ones((k, k), bool))
+        if eroded.any():
+            return eroded
+    return None
 
 
 def random_point_labels(
