@@ -1,0 +1,160 @@
+"""Loss-term adapters for the constrained (size-bound) losses, and the log-barrier's t schedule.
+
+Each term has ``name``, ``weight`` and ``__call__(logits, batch)`` (see
+:mod:`sizeseg.training.loss_terms`). Logits are ``(B, 1, *spatial)`` (a sigmoid network: the
+two-class probabilities ``[1 - sigmoid, sigmoid]`` are built here) or ``(B, K, *spatial)``
+(softmax over K). The batch supplies ``weak`` (B, *spatial) and ``bounds`` (B, 2): the bounds
+``[a, b]`` of the object class (class 1); the background is unconstrained. Images whose bounds
+are NaN carry no constraint.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import lightning.pytorch as pl
+import torch
+
+from sizeseg.losses.constrained import two_class_probabilities
+from sizeseg.losses.kl_size import kl_size_loss
+from sizeseg.losses.log_barrier import log_barrier_size_loss
+from sizeseg.losses.partial_ce import partial_cross_entropy
+from sizeseg.losses.proposals import proposal_loss
+from sizeseg.losses.size_penalty import size_penalty
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities ``(B, K, *spatial)`` from sigmoid (one channel) or softmax logits."""
+    if logits.ndim < 3:
+        raise ValueError(f"logits: expected shape (B, C, *spatial), got {tuple(logits.shape)}")
+    return two_class_probabilities(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+def object_bounds(batch: Mapping, probs: torch.Tensor) -> torch.Tensor:
+    """``(B, K, 2)`` bounds: ``batch["bounds"]`` (B, 2) on class 1, NaN (free) on the other classes."""
+    bounds = batch["bounds"]
+    if not isinstance(bounds, torch.Tensor) or tuple(bounds.shape) != (probs.shape[0], 2):
+        got = tuple(bounds.shape) if isinstance(bounds, torch.Tensor) else type(bounds).__name__
+        raise ValueError(f"batch['bounds']: expected shape ({probs.shape[0]}, 2), got {got}")
+    out = torch.full((probs.shape[0], probs.shape[1], 2), float("nan"), dtype=probs.dtype, device=probs.device)
+    out[:, 1] = bounds.to(probs)
+    return out
+
+
+class _Term:
+    def __init__(self, weight: float, name: str) -> None:
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"weight: expected a number >= 0, got {weight!r}")
+        self.weight, self.name = float(weight), name
+
+
+class PartialCETerm(_Term):
+    """Partial cross-entropy on ``batch["weak"]`` (labelled pixels only).
+
+    Example:
+        >>> batch = {"weak": torch.tensor([[[1, -1]]])}
+        >>> round(PartialCETerm()(torch.zeros(1, 1, 1, 2), batch).item(), 4)
+        0.6931
+    """
+
+    def __init__(self, weight: float = 1.0, name: str = "partial_ce") -> None:
+        super().__init__(weight, name)
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        return partial_cross_entropy(probabilities(logits), batch["weak"].long())
+
+
+class SizePenaltyTerm(_Term):
+    """Size-bound penalty (eq. 3, normalised by the pixel count) on ``batch["bounds"]``; weight 1e-2 as the paper.
+
+    Example:
+        >>> batch = {"bounds": torch.tensor([[0.0, 1.0]])}
+        >>> SizePenaltyTerm()(torch.zeros(1, 1, 2, 2), batch)   # (2 - 1)^2 / 4
+        tensor(0.2500)
+    """
+
+    def __init__(self, weight: float = 1e-2, name: str = "size_penalty") -> None:
+        super().__init__(weight, name)
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        probs = probabilities(logits)
+        return size_penalty(probs, object_bounds(batch, probs))
+
+
+class LogBarrierTerm(_Term):
+    """Log-barrier extension of the bounds; ``t`` starts at ``t`` and is multiplied by ``t_factor``
+    by :class:`LogBarrierSchedule` at the end of every training epoch.
+
+    Example:
+        >>> term = LogBarrierTerm(t=5.0)
+        >>> term.step_t(); round(term.t, 2)
+        5.5
+    """
+
+    def __init__(self, weight: float = 1e-3, t: float = 5.0, t_factor: float = 1.1, name: str = "log_barrier") -> None:
+        super().__init__(weight, name)
+        if not t > 0 or not t_factor >= 1:
+            raise ValueError(f"t and t_factor: expected t > 0 and t_factor >= 1, got {t!r}, {t_factor!r}")
+        self.t, self.t_factor = float(t), float(t_factor)
+
+    def step_t(self) -> None:
+        self.t *= self.t_factor
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        probs = probabilities(logits)
+        return log_barrier_size_loss(probs, object_bounds(batch, probs), self.t)
+
+
+class LogBarrierSchedule(pl.Callback):
+    """Raise ``t`` of every :class:`LogBarrierTerm` of the module at the end of each training epoch."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for term in getattr(pl_module, "loss_terms", []):
+            if isinstance(term, LogBarrierTerm):
+                term.step_t()
+
+
+class ProposalTerm(_Term):
+    """Cross-entropy against Pathak's proposals built under ``batch["bounds"]`` (weak pixels fixed).
+
+    Example:
+        >>> batch = {"bounds": torch.tensor([[0.0, 4.0]]), "weak": torch.full((1, 2, 2), -1)}
+        >>> round(ProposalTerm(iterations=10)(torch.zeros(1, 1, 2, 2), batch).item(), 4)
+        0.6931
+    """
+
+    def __init__(self, weight: float = 1.0, iterations: int = 500, name: str = "proposals") -> None:
+        super().__init__(weight, name)
+        self.iterations = iterations
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        probs = probabilities(logits)
+        return proposal_loss(probs, object_bounds(batch, probs), weak=batch["weak"].long(), iterations=self.iterations)
+
+
+class KLSizeTerm(_Term):
+    """KL(v || mean softmax) with the target object proportion ``v_1`` = mid-point of ``batch["bounds"]`` / N.
+
+    With bounds ``[s, s]`` for an approximate size ``s`` this is Fan, Zhang and Boykov's size-target
+    loss; images with NaN bounds are left out.
+
+    Example:
+        >>> batch = {"bounds": torch.tensor([[2.0, 2.0]])}
+        >>> KLSizeTerm()(torch.zeros(1, 1, 2, 2), batch)
+        tensor(0.)
+    """
+
+    def __init__(self, weight: float = 1.0, name: str = "kl_size") -> None:
+        super().__init__(weight, name)
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        probs = probabilities(logits)
+        bounds = batch["bounds"].to(probs)
+        keep = ~torch.isnan(bounds).any(-1)
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        pixels = probs[0, 0].numel()
+        fg = (bounds[keep].mean(-1) / pixels).clamp(0.0, 1.0)
+        target = torch.zeros(int(keep.sum()), probs.shape[1], dtype=probs.dtype, device=probs.device)
+        target[:, 1], target[:, 0] = fg, 1 - fg
+        return kl_size_loss(probs[keep], target)
