@@ -58,7 +58,7 @@ def predicted_size(logits: torch.Tensor, threshold: float = 0.0) -> torch.Tensor
         logits = logits[:, 0]
     if logits.ndim not in (2, 3, 4):
         raise ValueError(f"logits: expected (B, 1, *spatial) or (B, *spatial), got {tuple(logits.shape)}")
-    from sizeseg import object_size
+    from sizeseg.ops import object_size
 
     sizes = object_size((logits.detach() > threshold).cpu(), border="background")
     return torch.as_tensor(sizes, dtype=torch.float32).reshape(logits.shape[0]).to(logits.device)

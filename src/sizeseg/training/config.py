@@ -1,0 +1,118 @@
+"""``TrainConfig``: every setting of a training run, from flags or a YAML file (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+
+@dataclass
+class TrainConfig:
+    """Settings shared by pre-training, size fine-tuning and mixed training.
+
+    Attributes:
+        model: a ``build_model`` name.
+        lr, lr_step, lr_gamma: Adam learning rate and optional step schedule (0: constant).
+        batch_size: images per batch.
+        max_epochs: upper bound on epochs.
+        patience: early-stopping patience in epochs on the monitored metric (0: off).
+        n_samples: SizeLoss gradient samples n.
+        bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms.
+        flips: random flips in supervised pre-training (the size paper's augmentation).
+        m: masked training images for pre-training / mixed training (None: all).
+        mask_fraction: expected fraction of masked images in each mixed-training epoch.
+        seed: seed of the subset choice, the weights' initialisation and the batch order.
+        limit_train_batches: train batches per epoch (None: all); for quick runs.
+        num_workers, accelerator, devices, strategy: loader and hardware settings.
+    """
+
+    model: str = "unet"
+    lr: float = 1e-3
+    lr_step: int = 0
+    lr_gamma: float = 0.5
+    batch_size: int = 32
+    max_epochs: int = 50
+    patience: int = 5
+    n_samples: int = 1
+    bce_weight: float = 1.0
+    size_weight: float = 1.0
+    flips: bool = True
+    m: int | None = None
+    mask_fraction: float = 0.5
+    seed: int = 0
+    limit_train_batches: int | None = None
+    num_workers: int = 0
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
+        """Build from a mapping; an unknown key or a value of the wrong type is a ValueError naming it.
+
+        Example:
+            >>> TrainConfig.from_mapping({"lr": 0.01}).lr
+            0.01
+            >>> TrainConfig.from_mapping({"learning_rate": 0.01})
+            Traceback (most recent call last):
+            ...
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, flips, m, mask_fraction, seed, limit_train_batches, num_workers, accelerator, devices, strategy
+        """
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
+        known = cls.keys()
+        for key in values:
+            if key not in known:
+                raise ValueError(f"{source}: unknown key {key!r}; known keys: {', '.join(known)}")
+        defaults = cls()
+        clean: dict[str, Any] = {}
+        for key, value in values.items():
+            default = getattr(defaults, key)
+            clean[key] = _coerce(key, value, default, source)
+        return dataclasses.replace(defaults, **clean)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> "TrainConfig":
+        """Read a YAML mapping of settings from ``path``; ``overrides`` (e.g. flags) win."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+        return cls.from_mapping({**values, **(overrides or {})}, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    if value is None:
+        if key in ("m", "limit_train_batches"):
+            return None
+        raise ValueError(f"{source}: key {key!r} needs a value, got null")
+    expected = type(default) if default is not None else int
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{source}: key {key!r} expects true/false, got {value!r}")
+        return value
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{source}: key {key!r} expects an int >= 0, got {value!r}")
+        return value
+    if expected is str and isinstance(value, str):
+        return value
+    raise ValueError(f"{source}: key {key!r} expects {expected.__name__}, got {value!r}")

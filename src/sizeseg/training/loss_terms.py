@@ -1,0 +1,97 @@
+"""Loss-term adapters: they turn a batch dictionary into the arguments of a loss.
+
+A loss term is any object with ``name`` (str), ``weight`` (float) and
+``__call__(logits, batch) -> scalar tensor``; :class:`~sizeseg.training.SegmentationModule`
+sums ``weight * term(logits, batch)`` over its terms. A term whose images are absent from a
+batch returns a zero that is still connected to the graph (DDP needs every parameter used).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+
+@runtime_checkable
+class LossTerm(Protocol):
+    name: str
+    weight: float
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor: ...
+
+
+def zero_like_graph(logits: torch.Tensor) -> torch.Tensor:
+    """A scalar zero that depends on ``logits`` (so backward reaches every parameter)."""
+    return logits.sum() * 0.0
+
+
+def _check_weight(weight: float) -> float:
+    if not isinstance(weight, (int, float)) or weight < 0:
+        raise ValueError(f"weight: expected a number >= 0, got {weight!r}")
+    return float(weight)
+
+
+class BCETerm:
+    r"""Binary cross-entropy with logits (paper 1, eq. 6) on the images that carry a mask.
+
+    :math:`\frac{1}{|M| V} \sum_{b \in M} \sum_i a_{bi} (1 - y_{bi}) + \log(1 + e^{-a_{bi}})`
+    over the images ``M`` with ``batch["has_mask"]`` (eq. 6 summed over pixels, averaged here).
+
+    Example:
+        >>> batch = {"mask": torch.ones(2, 1, 4, 4), "has_mask": torch.tensor([True, False])}
+        >>> round(BCETerm()(torch.zeros(2, 1, 4, 4), batch).item(), 4)
+        0.6931
+    """
+
+    def __init__(self, weight: float = 1.0, name: str = "bce") -> None:
+        self.weight = _check_weight(weight)
+        self.name = name
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        has = batch["has_mask"].bool()
+        if logits.shape != batch["mask"].shape:
+            raise ValueError(f"logits and batch['mask']: expected equal shapes, got {tuple(logits.shape)} and {tuple(batch['mask'].shape)}")
+        if not bool(has.any()):
+            return zero_like_graph(logits)
+        return F.binary_cross_entropy_with_logits(logits[has], batch["mask"][has].float())
+
+
+class SizeTerm:
+    r"""The size loss (paper 1) on the images that carry a size: ``SizeLoss(n_samples)(logits, sizes)``.
+
+    Images whose ``batch["size"]`` is NaN are left out. See :class:`sizeseg.SizeLoss` for the
+    sampled gradient of the square loss :math:`(s - g(\hat y))^2`.
+
+    Example:
+        >>> term = SizeTerm(n_samples=1)
+        >>> batch = {"size": torch.tensor([float("nan")])}
+        >>> term(torch.zeros(1, 1, 6, 6, requires_grad=True), batch).item()
+        0.0
+    """
+
+    def __init__(self, n_samples: int = 1, weight: float = 1.0, name: str = "size", **loss_kwargs) -> None:
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples: expected a positive int, got {n_samples!r}")
+        self.weight = _check_weight(weight)
+        self.name = name
+        self.n_samples = n_samples
+        self.loss_kwargs = loss_kwargs
+        self._loss = None
+
+    def _module(self):
+        if self._loss is None:
+            from sizeseg import SizeLoss
+
+            self._loss = SizeLoss(n_samples=self.n_samples, **self.loss_kwargs)
+        return self._loss
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        sizes = batch["size"]
+        if sizes.ndim != 1 or sizes.shape[0] != logits.shape[0]:
+            raise ValueError(f"batch['size']: expected shape ({logits.shape[0]},), got {tuple(sizes.shape)}")
+        keep = ~torch.isnan(sizes)
+        if not bool(keep.any()):
+            return zero_like_graph(logits)
+        return self._module()(logits[keep], sizes[keep].float())

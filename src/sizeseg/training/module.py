@@ -1,0 +1,144 @@
+"""``SegmentationModule``: one LightningModule for every training mode (masks, sizes, bounds, mixed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping, Sequence
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from sizeseg.metrics import MeanOverImages, dice_score, iou_score, predicted_size, squared_size_error
+from sizeseg.training.loss_terms import LossTerm
+
+STAGES = ("val", "test")
+METRICS = ("E", "IoU", "Dice")
+
+
+class SegmentationModule(pl.LightningModule):
+    r"""Train ``model`` on the weighted sum of loss terms; report E, IoU and Dice.
+
+    The training loss is :math:`\sum_k w_k \, L_k(\text{logits}, \text{batch})` over ``loss_terms``
+    (objects with ``name``, ``weight``, ``__call__(logits, batch)``; see
+    :mod:`sizeseg.training.loss_terms`). Each term is logged as ``train/<name>``, the sum as
+    ``train/loss``. On validation and test the per-image metrics are averaged over all images
+    seen by all processes (exact under DDP): ``<stage>/E`` (eq. 22, on images with a size),
+    ``<stage>/IoU`` (eq. 23) and ``<stage>/Dice`` (on images with a mask). The wall time of the
+    training batches of each epoch is logged as ``epoch_time`` (seconds).
+
+    Args:
+        model: network mapping (B, C_in, *spatial) to one-channel logits (B, 1, *spatial).
+        loss_terms: the loss terms; at least one.
+        lr: Adam learning rate.
+        lr_step: multiply the learning rate by ``lr_gamma`` every ``lr_step`` epochs (0: constant).
+        lr_gamma: the step schedule's factor.
+        threshold: logit threshold of the predicted mask (0 ↔ probability 0.5).
+        model_spec: how to rebuild ``model`` (``build_model`` arguments), stored in checkpoints.
+
+    Example:
+        >>> from sizeseg.models import build_model
+        >>> from sizeseg.training import BCETerm
+        >>> module = SegmentationModule(build_model("unet-small"), [BCETerm()], lr=1e-3)
+        >>> [t.name for t in module.loss_terms]
+        ['bce']
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_terms: Sequence[LossTerm],
+        lr: float = 1e-3,
+        lr_step: int = 0,
+        lr_gamma: float = 0.5,
+        threshold: float = 0.0,
+        model_spec: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+        loss_terms = list(loss_terms)
+        if not loss_terms:
+            raise ValueError("loss_terms: expected at least one loss term, got none")
+        for term in loss_terms:
+            if not (hasattr(term, "name") and hasattr(term, "weight") and callable(term)):
+                raise TypeError(f"loss_terms: expected objects with name, weight and __call__, got {term!r}")
+        if not lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+        if not isinstance(lr_step, int) or lr_step < 0:
+            raise ValueError(f"lr_step: expected an int >= 0, got {lr_step!r}")
+        self.model = model
+        self.loss_terms = loss_terms
+        self.save_hyperparameters(ignore=["model", "loss_terms"])
+        self.metrics = nn.ModuleDict(
+            {f"{stage}_{name}": MeanOverImages() for stage in STAGES for name in METRICS}
+        )
+        self._epoch_start = 0.0
+        self._last_batch_end = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    # ----------------------------------------------------------------- training
+    def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["image"])
+        total = 0.0
+        n = batch["image"].shape[0]
+        for term in self.loss_terms:
+            value = term(logits, batch)
+            self.log(f"train/{term.name}", value.detach(), on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+            total = total + term.weight * value
+        self.log("train/loss", total.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        return total
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start = self._last_batch_end = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self._last_batch_end = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        # Training batches only: validation runs inside the epoch in Lightning and is excluded.
+        self.log("epoch_time", self._last_batch_end - self._epoch_start, on_epoch=True, sync_dist=True, reduce_fx="max")
+
+    # --------------------------------------------------------- validation / test
+    def _evaluate(self, batch: Mapping, stage: str) -> None:
+        logits = self(batch["image"])
+        pred = logits > self.hparams.threshold
+        sizes = batch["size"].float()
+        self.metrics[f"{stage}_E"].update(squared_size_error(predicted_size(logits, self.hparams.threshold), sizes))
+        has = batch["has_mask"].bool()
+        if bool(has.any()):
+            target = batch["mask"][has] > 0.5
+            self.metrics[f"{stage}_IoU"].update(iou_score(pred[has], target))
+            self.metrics[f"{stage}_Dice"].update(dice_score(pred[has], target))
+        # Logging the metric objects lets Lightning compute (and DDP-reduce) them at epoch end.
+        for name in METRICS:
+            self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], on_step=False, on_epoch=True, prog_bar=name != "Dice")
+
+    def _sync_buffers(self) -> None:
+        # Without SyncBatchNorm (not available on CPU) each DDP process updates its own batch-norm
+        # running statistics; evaluate every process with rank 0's, the ones checkpoints keep.
+        if self.trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
+
+    def on_validation_epoch_start(self) -> None:
+        self._sync_buffers()
+
+    def on_test_epoch_start(self) -> None:
+        self._sync_buffers()
+
+    def validation_step(self, batch: Mapping, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Mapping, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    # ---------------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr)
+        if not self.hparams.lr_step:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.hparams.lr_step, gamma=self.hparams.lr_gamma)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

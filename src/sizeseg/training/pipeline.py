@@ -1,0 +1,140 @@
+"""The training modes end to end: pre-training on masks, size fine-tuning, mixed; loading, evaluation.
+
+These functions join data, model, loss terms and Trainer; the CLI and the experiments call them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sizeseg.metrics import dice_score, iou_score, predicted_size, squared_size_error
+from sizeseg.models import build_model
+from sizeseg.training.config import TrainConfig
+from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
+from sizeseg.training.loss_terms import BCETerm, SizeTerm
+from sizeseg.training.module import SegmentationModule
+from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
+
+#: mode -> (monitored metric, direction). Size modes stop on the validation E, as the paper did.
+MONITOR = {"pretrain": ("val/IoU", "max"), "finetune": ("val/E", "min"), "mixed": ("val/E", "min")}
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best: Path | None
+    last: Path | None
+    metrics_csv: Path
+    seconds: float
+
+
+def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
+    """Loss terms of a mode: BCE (pretrain), SizeLoss (finetune), both (mixed)."""
+    terms = []
+    if mode in ("pretrain", "mixed"):
+        terms.append(BCETerm(weight=cfg.bce_weight))
+    if mode in ("finetune", "mixed"):
+        terms.append(SizeTerm(n_samples=cfg.n_samples, weight=cfg.size_weight))
+    if not terms:
+        raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
+    return terms
+
+
+def load_model(checkpoint: str | Path) -> nn.Module:
+    """The network stored in a checkpoint written by a sizeseg training run (in eval mode)."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    spec = state.get("hyper_parameters", {}).get("model_spec")
+    if not spec:
+        raise ValueError(f"{checkpoint}: not a sizeseg checkpoint (no model_spec in its hyper-parameters)")
+    model = build_model(**spec)
+    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(weights)
+    return model.eval()
+
+
+def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Path | None = None,
+          resume: bool = True, progress_bar: bool = True) -> TrainResult:
+    """Train in ``mode`` on prepared ``data`` (with train and val splits), writing to ``out_dir``.
+
+    Args:
+        mode: ``pretrain`` (BCE on ``cfg.m`` masked images, flips), ``finetune`` (SizeLoss on
+            every training size, no masks, no augmentation) or ``mixed`` (both, masks on ``cfg.m``).
+        data: a ``PreparedData`` with ``train`` and ``val`` splits.
+        out_dir: the run folder (checkpoints/, logs/metrics.csv).
+        cfg: the run's settings.
+        init: a checkpoint whose weights start the run (e.g. the pre-trained network).
+        resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+    """
+    import lightning.pytorch as pl
+
+    if mode not in MONITOR:
+        raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
+    train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
+    val_set = eval_dataset(data.split("val"))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": 1,
+            "spatial_dims": int(data.images.ndim - 2)}
+    model = load_model(init) if init is not None else build_model(**spec)
+    if init is not None:
+        spec = torch.load(init, map_location="cpu", weights_only=False)["hyper_parameters"]["model_spec"]
+    module = SegmentationModule(
+        model.train(), loss_terms_for(mode, cfg), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
+        model_spec=spec,
+    )
+    datamodule = SegmentationDataModule(
+        train_set, val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
+        mask_fraction=cfg.mask_fraction if mode == "mixed" else None,
+    )
+    monitor, direction = MONITOR[mode]
+    trainer = make_trainer(
+        out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=direction, patience=cfg.patience or None,
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress_bar,
+        limit_train_batches=cfg.limit_train_batches,
+    )
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    fit(trainer, module, datamodule, resume=resume)
+    return TrainResult(Path(out_dir), best_checkpoint(out_dir), last_checkpoint(out_dir),
+                       Path(out_dir) / "metrics.csv", time.perf_counter() - start)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Logits (N, 1, *spatial) of ``model`` in eval mode for images (N, C, *spatial)."""
+    images = torch.as_tensor(images, dtype=torch.float32)
+    model.eval()
+    out = [model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.zeros((0, 1) + tuple(images.shape[2:]))
+
+
+def evaluate_model(model: nn.Module, data, batch_size: int = 64) -> dict[str, Any]:
+    """Mean E (images with a size), IoU and Dice (images with a mask) of ``model`` on ``data``.
+
+    Returns a dict with the means, ``n`` and the per-image arrays (``E_per_image``, ``IoU_per_image``).
+    """
+    logits = predict_logits(model, data.images, batch_size)
+    sizes = torch.from_numpy(np.asarray(data.sizes, np.float32))
+    e = squared_size_error(predicted_size(logits), sizes)
+    has = torch.from_numpy(np.asarray(data.has_mask, bool))
+    target = torch.from_numpy(np.asarray(data.masks) > 0)[has]
+    pred = logits[has][:, 0] > 0
+    iou = iou_score(pred, target) if has.any() else torch.zeros(0)
+    dice = dice_score(pred, target) if has.any() else torch.zeros(0)
+    return {
+        "E": float(np.nanmean(e.numpy())) if (~torch.isnan(e)).any() else float("nan"),
+        "IoU": float(iou.mean()) if len(iou) else float("nan"),
+        "Dice": float(dice.mean()) if len(dice) else float("nan"),
+        "n": int(len(data)),
+        "E_per_image": e.numpy(), "IoU_per_image": iou.numpy(),
+    }

@@ -1,0 +1,135 @@
+"""``make_trainer``: the Lightning Trainer every mode uses (CSV logs, checkpoints, early stopping, DDP)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+
+
+def make_trainer(
+    out_dir: str | Path,
+    max_epochs: int = 50,
+    monitor: str | None = "val/E",
+    mode: str = "min",
+    patience: int | None = 5,
+    accelerator: str = "cpu",
+    devices: int | str = 1,
+    strategy: str = "auto",
+    progress_bar: bool = True,
+    limit_train_batches: int | float | None = None,
+    limit_val_batches: int | float | None = None,
+    deterministic: bool = False,
+    **trainer_kwargs,
+) -> pl.Trainer:
+    """A Trainer writing CSV logs and checkpoints under ``out_dir``.
+
+    - ``out_dir/checkpoints/best.ckpt``: the best epoch by ``monitor`` (``mode`` min/max);
+      ``out_dir/checkpoints/last.ckpt``: the last finished epoch (resume with :func:`fit`).
+      Lightning writes both through a temporary file and a rename.
+    - ``out_dir/logs/version_<k>/metrics.csv``: one row per logged epoch, a new version per
+      (resumed) run; :func:`merge_metrics` joins them into ``out_dir/metrics.csv``.
+    - Early stopping on ``monitor`` after ``patience`` epochs without improvement (None: off).
+    - ``strategy="ddp"`` with ``devices=N`` trains on N processes (``accelerator="cpu"`` uses gloo).
+
+    Example:
+        >>> import tempfile
+        >>> t = make_trainer(tempfile.mkdtemp(), max_epochs=1, progress_bar=False)
+        >>> t.max_epochs
+        1
+    """
+    if not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ValueError(f"max_epochs: expected a positive int, got {max_epochs!r}")
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise ValueError(f"patience: expected a positive int or None, got {patience!r}")
+    out_dir = Path(out_dir)
+    checkpoints = out_dir / "checkpoints"
+    callbacks: list[pl.Callback] = [
+        # "last" is its own callback: Lightning's save_last only writes when the best changed.
+        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
+    ]
+    if monitor:
+        callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode=mode,
+                                         save_top_k=1, enable_version_counter=False))
+    if monitor and patience:
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
+    if progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=10))
+    if limit_train_batches is not None:
+        trainer_kwargs["limit_train_batches"] = limit_train_batches
+    if limit_val_batches is not None:
+        trainer_kwargs["limit_val_batches"] = limit_val_batches
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    return pl.Trainer(
+        default_root_dir=out_dir,
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        logger=CSVLogger(out_dir, name="logs"),  # a resumed run adds logs/version_<k>/
+        callbacks=callbacks,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        deterministic=deterministic,
+        log_every_n_steps=1,
+        **trainer_kwargs,
+    )
+
+
+def last_checkpoint(out_dir: str | Path) -> Path | None:
+    """``out_dir/checkpoints/last.ckpt`` if it exists (a run to resume), else None."""
+    path = Path(out_dir) / "checkpoints" / LAST_CHECKPOINT
+    return path if path.is_file() else None
+
+
+def best_checkpoint(out_dir: str | Path) -> Path | None:
+    path = Path(out_dir) / "checkpoints" / BEST_CHECKPOINT
+    return path if path.is_file() else last_checkpoint(out_dir)
+
+
+
+def merge_metrics(out_dir: str | Path) -> Path:
+    """Join ``out_dir/logs/version_*/metrics.csv`` (in version order) into ``out_dir/metrics.csv``.
+
+    Columns are the union of all versions' columns; the file is written atomically.
+    """
+    import csv
+    import io
+
+    from sizeseg.io_utils import atomic_write_text
+
+    out_dir = Path(out_dir)
+    parts = sorted((out_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    rows: list[dict] = []
+    columns: list[str] = []
+    for part in parts:
+        with open(part, newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns += [c for c in reader.fieldnames or [] if c not in columns]
+            rows += list(reader)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(out_dir / "metrics.csv", buf.getvalue())
+
+
+def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool = True) -> None:
+    """``trainer.fit``, resuming from ``last.ckpt`` under the trainer's folder when there is one.
+
+    A resumed run restores the weights, the optimiser, the epoch counter and the callbacks'
+    state (best score, early-stopping patience) and continues with the next epoch.
+    """
+    ckpt = last_checkpoint(trainer.default_root_dir) if resume else None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    if trainer.is_global_zero:
+        merge_metrics(trainer.default_root_dir)

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from sizeseg.training import BCETerm, SizeTerm, TrainConfig, zero_like_graph
+
+
+def test_bce_term_is_eq6_on_masked_images():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 1, 5, 4)
+    mask = (torch.rand(3, 1, 5, 4) > 0.5).float()
+    batch = {"mask": mask, "has_mask": torch.tensor([True, False, True])}
+    a, y = logits[[0, 2]].double(), mask[[0, 2]].double()
+    eq6 = (a * (1 - y) + torch.log1p(torch.exp(-a))).mean()
+    assert BCETerm(weight=2.0)(logits, batch).item() == pytest.approx(eq6.item(), rel=1e-6)
+
+
+def test_terms_without_their_images_give_a_connected_zero():
+    logits = torch.randn(2, 1, 4, 4, requires_grad=True)
+    batch = {"mask": torch.zeros(2, 1, 4, 4), "has_mask": torch.tensor([False, False]),
+             "size": torch.tensor([float("nan")] * 2)}
+    for term in (BCETerm(), SizeTerm()):
+        value = term(logits, batch)
+        assert value.item() == 0.0
+        value.backward()
+        assert logits.grad is not None and torch.count_nonzero(logits.grad) == 0
+    assert zero_like_graph(logits).requires_grad
+
+
+def test_terms_validate():
+    with pytest.raises(ValueError, match="weight"):
+        BCETerm(weight=-1)
+    with pytest.raises(ValueError, match="n_samples"):
+        SizeTerm(n_samples=0)
+    with pytest.raises(ValueError, match=r"batch\['size'\]: expected shape \(2,\)"):
+        SizeTerm()(torch.zeros(2, 1, 3, 3), {"size": torch.zeros(3)})
+    with pytest.raises(ValueError, match="logits and batch\\['mask'\\]"):
+        BCETerm()(torch.zeros(2, 1, 3, 3), {"mask": torch.zeros(2, 1, 3, 4), "has_mask": torch.ones(2, dtype=torch.bool)})
+
+
+def test_size_term_matches_size_loss_on_sized_images():
+    sizeseg = pytest.importorskip("sizeseg")
+    if not hasattr(sizeseg, "SizeLoss"):
+        pytest.skip("sizeseg.SizeLoss not available yet")
+    torch.manual_seed(0)
+    logits = torch.randn(3, 1, 8, 8)
+    sizes = torch.tensor([4.0, float("nan"), 6.0])
+    torch.manual_seed(1)
+    got = SizeTerm(n_samples=2)(logits, {"size": sizes})
+    torch.manual_seed(1)
+    want = sizeseg.SizeLoss(n_samples=2)(logits[[0, 2]], sizes[[0, 2]])
+    assert torch.allclose(got, want)
+
+
+def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
+    with pytest.raises(ValueError, match="unknown key 'learnin_rate'"):
+        TrainConfig.from_mapping({"learnin_rate": 1})
+    with pytest.raises(ValueError, match="key 'batch_size' expects int, got 'big'"):
+        TrainConfig.from_mapping({"batch_size": "big"})
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 0.01\nepochs: 3\n")
+    with pytest.raises(ValueError, match=f"{path}: unknown key 'epochs'"):
+        TrainConfig.from_yaml(path)
+    path.write_text("lr: 0.01\nmax_epochs: 3\n")
+    cfg = TrainConfig.from_yaml(path, overrides={"max_epochs": 4})
+    assert (cfg.lr, cfg.max_epochs) == (0.01, 4)
+    with pytest.raises(FileNotFoundError):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")

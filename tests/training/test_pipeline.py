@@ -1,0 +1,82 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from sizeseg.training import (
+    SegmentationDataModule, TrainConfig, evaluate_model, load_model, mode_dataset, train,
+)
+from tests.training.helpers import tiny_data
+
+CFG = dict(model="unet-small", batch_size=4, lr=1e-3, patience=0)
+
+
+def _rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_mode_datasets_expose_what_each_mode_may_see():
+    data = tiny_data(24).split("train")
+    pre = mode_dataset(data, "pretrain", m=3, seed=1)
+    fine = mode_dataset(data, "finetune")
+    mixed = mode_dataset(data, "mixed", m=3, seed=1)
+    assert len(pre) == 3 and bool(pre.has_mask.all())
+    assert len(fine) == len(data) and not bool(fine.has_mask.any())
+    assert int(mixed.has_mask.sum()) == 3
+    assert {pre[i]["id"] for i in range(3)} == {mixed[i]["id"] for i in range(len(mixed)) if mixed[i]["has_mask"]}
+    assert not np.isnan([float(fine[i]["size"]) for i in range(len(fine))]).any()
+    with pytest.raises(ValueError, match="m: expected an int in"):
+        mode_dataset(data, "pretrain", m=100)
+
+
+def test_mixed_sampler_draws_the_requested_mask_fraction():
+    ds = mode_dataset(tiny_data(40).split("train"), "mixed", m=2)
+    dm = SegmentationDataModule(ds, batch_size=5, mask_fraction=0.5, seed=3)
+    drawn = torch.cat([b["has_mask"] for _ in range(20) for b in dm.train_dataloader()])
+    assert 0.4 < drawn.float().mean().item() < 0.6  # 2 of 20 items masked, but half the draws
+
+
+def test_pretrain_resume_continues_the_epoch_counter(tmp_path):
+    data = tiny_data(24)
+    cfg = TrainConfig(**CFG, max_epochs=1, m=8)
+    first = train("pretrain", data, tmp_path / "run", cfg, progress_bar=False)
+    assert first.best.is_file() and first.last.is_file()
+    assert torch.load(first.last, weights_only=False)["epoch"] == 0
+    # A later call with more epochs resumes from last.ckpt: the counter continues at epoch 1.
+    second = train("pretrain", data, tmp_path / "run", TrainConfig(**CFG, max_epochs=3, m=8), progress_bar=False)
+    state = torch.load(second.last, weights_only=False)
+    assert state["epoch"] == 2
+    epochs = sorted({int(r["epoch"]) for r in _rows(second.metrics_csv) if r.get("val/IoU")})
+    assert epochs == [0, 1, 2]  # the merged log keeps the first run's epoch
+    # The fresh run writes nothing into the other folder and restarts at epoch 0.
+    fresh = train("pretrain", data, tmp_path / "fresh", TrainConfig(**CFG, max_epochs=1, m=8), resume=False, progress_bar=False)
+    assert torch.load(fresh.last, weights_only=False)["epoch"] == 0
+
+
+def test_evaluate_model_matches_the_validation_log(tmp_path):
+    data = tiny_data(24)
+    result = train("pretrain", data, tmp_path / "run", TrainConfig(**CFG, max_epochs=1), progress_bar=False)
+    model = load_model(result.last)
+    scores = evaluate_model(model, data.split("val"))
+    logged = [r for r in _rows(result.metrics_csv) if r.get("val/IoU")][-1]
+    assert scores["IoU"] == pytest.approx(float(logged["val/IoU"]), abs=1e-5)
+    assert scores["E"] == pytest.approx(float(logged["val/E"]), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_pretrain_then_finetune_and_mixed_two_epochs(tmp_path):
+    sizeseg = pytest.importorskip("sizeseg")
+    if not hasattr(sizeseg, "SizeLoss"):
+        pytest.skip("sizeseg.SizeLoss not available yet")
+    data = tiny_data(24)
+    pre = train("pretrain", data, tmp_path / "pre", TrainConfig(**CFG, max_epochs=2, m=6), progress_bar=False)
+    for mode in ("finetune", "mixed"):
+        run = train(mode, data, tmp_path / mode, TrainConfig(**CFG, max_epochs=2, m=6), init=pre.best, progress_bar=False)
+        rows = _rows(run.metrics_csv)
+        assert any(r.get("train/size") for r in rows)
+        assert (mode == "mixed") == any(r.get("train/bce") for r in rows)
+        assert max(int(r["epoch"]) for r in rows) == 1
+        assert float([r for r in rows if r.get("epoch_time")][-1]["epoch_time"]) > 0
+        assert np.isfinite(evaluate_model(load_model(run.best), data.split("test"))["E"])
