@@ -282,7 +282,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     start = time.perf_counter()
     fit(trainer, module, datamodule, resume=True)
     seconds = time.perf_counter() - start
-    curve = read_curve(run_dir / "logs" / "metrics.csv")
+    curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
     row = {"method": method.key, "label": method.label, "paper_dsc": method.paper_dsc,
            **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
@@ -296,24 +296,25 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
                  seed: int = 0) -> list[dict]:
     """Table 2: training time per image (forward, losses, backward, Adam step), same images for all methods.
 
-    Each method trains a fresh ENet for ``timing_steps`` batches of one image (after 3 warm-up
-    steps), single process; the ratio is to the partial cross-entropy (CE only) time.
+    Each method trains its own fresh ENet on batches of one image; the methods take turns step
+    by step (so a change in the machine's load hits all of them alike), 3 warm-up steps then
+    ``timing_steps`` timed ones; the median step time is reported, and its ratio to the partial
+    cross-entropy (CE only) time.
     """
     from sizeseg.data.datasets import collate_batch
     from sizeseg.models import build_model
 
-    rows = []
+    setups = []
     for method in methods:
         train_set, _ = _datasets(train, train, method, profile, weak, ref, seed)
         train_set.augment = "none"
         torch.manual_seed(seed)
-        spec = _model_spec(profile)
-        model = build_model(**spec).train()
-        terms = method.terms(profile)
-        opt = torch.optim.Adam(model.parameters(), lr=profile.lr)
-        order = np.random.default_rng(seed).permutation(len(train_set))
-        steps, elapsed = profile.timing_steps, 0.0
-        for i in range(steps + 3):
+        model = build_model(**_model_spec(profile)).train()
+        setups.append((method, train_set, model, method.terms(profile), torch.optim.Adam(model.parameters(), lr=profile.lr)))
+    order = np.random.default_rng(seed).permutation(len(train))
+    times: dict[str, list[float]] = {m.key: [] for m in methods}
+    for i in range(profile.timing_steps + 3):
+        for method, train_set, model, terms, opt in setups:
             batch = collate_batch([train_set[int(order[i % len(order)])]])
             start = time.perf_counter()
             opt.zero_grad()
@@ -322,9 +323,9 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
             loss.backward()
             opt.step()
             if i >= 3:
-                elapsed += time.perf_counter() - start
-        rows.append({"method": method.key, "label": method.label, "ms_per_image": 1000 * elapsed / steps,
-                     "paper_ms": method.paper_ms})
+                times[method.key].append(time.perf_counter() - start)
+    rows = [{"method": m.key, "label": m.label, "ms_per_image": 1000 * float(np.median(times[m.key])),
+             "paper_ms": m.paper_ms} for m in methods]
     base = next((r["ms_per_image"] for r in rows if r["method"] == "partial_ce"), rows[0]["ms_per_image"])
     for r in rows:
         r["ratio_to_ce"] = r["ms_per_image"] / base
@@ -413,11 +414,16 @@ def plot_curves(path: Path, table1: list[dict]) -> None:
 
 # --------------------------------------------------------------------------- run
 def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[str] | None = None,
-                   command: str = "", seed: int = 0, timing: bool = True) -> tuple[list[dict], list[dict]]:
+                   command: str = "", seed: int = 0, timing: bool = True, threads: int | None = 1,
+                   ) -> tuple[list[dict], list[dict]]:
     """Train every method of ``methods`` on prepared ``data`` (train/val splits) and write the reports.
 
     Finished methods (``runs/<method>/result.json``) are reused, so an interrupted run continues.
+    ``threads``: torch CPU threads (1 by default: with batches of one small image, more threads
+    on a shared machine were 10-50x slower in our measurements; None leaves torch's setting).
     """
+    if threads is not None:
+        torch.set_num_threads(threads)
     from sizeseg.data.weak import erosion_labels, labelled_fraction
 
     chosen = _check_methods(methods)

@@ -1,0 +1,98 @@
+"""The constrained experiment: bounds, metrics, reports, and a two-epoch run of every method on tiny data."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sizeseg.experiments import constrained as exp
+
+NAN = float("nan")
+
+
+def _tiny_data(n: int = 16):
+    from sizeseg.data.synthetic import synthetic_data
+
+    data = synthetic_data(n, shape=(32, 32), seed=0)
+    data.extra["subjects"] = np.array([f"s{i // 4}" for i in range(n)])  # 4 slices per "patient"
+    return data
+
+
+def test_volume_dice_matches_direct():
+    rng = np.random.default_rng(0)
+    pred, target = rng.random((6, 5, 5)) > 0.5, rng.random((6, 5, 5)) > 0.5
+    volumes = np.array(["b", "a", "b", "a", "c", "c"])
+    target[[4, 5]] = False
+    pred[[4, 5]] = False
+    got = exp.volume_dice(pred, target, volumes)
+    for value, key in zip(got, ["a", "b"]):
+        p, t = pred[volumes == key], target[volumes == key]
+        assert value == pytest.approx(2 * (p & t).sum() / (p.sum() + t.sum()))
+    assert got[2] == 1.0  # both empty
+
+
+def test_reference_and_method_bounds():
+    data = _tiny_data().split("train")
+    subject, a, b = exp.reference_bounds(data)
+    subjects = data.extra["subjects"]
+    areas = data.extra["areas"][subjects == subject]
+    areas = areas[areas > 0]
+    assert (a, b) == pytest.approx((1.1 * areas.min(), 0.9 * areas.max()))
+    all_areas = np.array([0.0, 50.0, 400.0])
+    loose = exp.method_bounds("upper-loose", all_areas, (a, b), pixels=64 * 64)
+    assert loose.tolist() == [[0, 0], [0, 10000 / 16], [0, 10000 / 16]]  # tags, and 10000 scaled by (64/256)^2
+    assert exp.method_bounds("proposals-loose", all_areas, (a, b), pixels=600)[1].tolist() == [0, 100]
+    two = exp.method_bounds("subject", all_areas, (10.0, 90.0), pixels=100)
+    assert two.tolist() == [[0, 0], [10, 90], [10, 90]]
+    assert exp.method_bounds("subject-upper", all_areas, (10.0, 90.0), pixels=100)[2].tolist() == [0, 90]
+    approx = exp.method_bounds("approx-size", all_areas, (a, b), pixels=100, seed=1)
+    assert approx[0].tolist() == [0, 0] and np.all(np.abs(approx[1:, 0] / all_areas[1:] - 1) <= 0.1)
+    assert np.isnan(exp.method_bounds("none", all_areas, (a, b), pixels=100)).all()
+    assert exp.erosion_kernels(128) == (5, 4, 2, 1)
+
+
+def test_ordering_check():
+    rows = [{"method": k, "dsc_slice": v} for k, v in
+            [("partial_ce", 0.1), ("proposals_loose", 0.6), ("size_upper_loose", 0.7), ("size_upper_tight", 0.8),
+             ("size_two_bounds", 0.85), ("full", 0.8)]]
+    checks = exp.ordering_holds(rows)
+    assert checks["partial_ce < proposals_loose"] and not checks["size_two_bounds < full"]
+
+
+def test_two_epochs_of_every_method(tmp_path):
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=2, widths=(4, 8, 16), stage_repeats=1,
+                      train_batches=None, timing_steps=2, proposal_iterations=10)
+    table1, table2 = exp.run_experiment(_tiny_data(), tmp_path, profile, command="pytest")
+    assert [r["method"] for r in table1] == list(exp.METHOD_KEYS)
+    for row in table1:
+        assert len(row["curve"]) == 2
+        assert 0.0 <= row["dsc_slice"] <= 1.0 and 0.0 <= row["dsc_volume"] <= 1.0
+    ratios = {r["method"]: r["ratio_to_ce"] for r in table2}
+    assert ratios["partial_ce"] == 1.0 and all(v > 0 for v in ratios.values())
+    for name in ("table1.csv", "table2.csv", "report.md", "dsc_curves.png"):
+        assert (tmp_path / name).is_file()
+    with open(tmp_path / "table1.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(exp.METHODS)
+    report = (tmp_path / "report.md").read_text()
+    assert "0.8415" in report and "paper" in report  # the paper's number, labelled
+    # finished methods are reused, not retrained
+    again, _ = exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["full"], timing=False)
+    assert again[0]["dsc_slice"] == table1[-1]["dsc_slice"]
+
+
+def test_cli_rejects_bad_input_before_work(tmp_path):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    exp.register(sub)
+    args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--quick",
+                              "--methods", "partial_ce,nonsense"])
+    with pytest.raises(ValueError, match="unknown \\['nonsense'\\]"):
+        args.func(args)
+    args = parser.parse_args(["constrained", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    with pytest.raises(FileNotFoundError, match="--data"):
+        args.func(args)
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,90 @@
+"""Loss-term adapters of the constrained losses: batch to loss arguments, sigmoid adapter, t schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sizeseg.losses.kl_size import kl_size_loss
+from sizeseg.losses.log_barrier import log_barrier_size_loss
+from sizeseg.losses.partial_ce import partial_cross_entropy
+from sizeseg.losses.proposals import proposal_loss
+from sizeseg.losses.size_penalty import size_penalty
+from sizeseg.training.constrained_terms import (
+    KLSizeTerm,
+    LogBarrierSchedule,
+    LogBarrierTerm,
+    PartialCETerm,
+    ProposalTerm,
+    SizePenaltyTerm,
+    object_bounds,
+    probabilities,
+)
+
+NAN = float("nan")
+
+
+@pytest.fixture
+def batch():
+    g = torch.Generator().manual_seed(0)
+    weak = torch.full((3, 6, 6), -1)
+    weak[0, 2:4, 2:4] = 1
+    weak[1, 0, 0] = 0
+    return {
+        "logits": torch.randn(3, 1, 6, 6, generator=g, dtype=torch.float64),
+        "weak": weak,
+        "bounds": torch.tensor([[2.0, 10.0], [0.0, 0.0], [NAN, NAN]], dtype=torch.float64),
+    }
+
+
+def test_sigmoid_logits_give_two_class_softmax(batch):
+    x = batch["logits"]
+    probs = probabilities(x)
+    assert torch.allclose(probs, torch.softmax(torch.cat([torch.zeros_like(x), x], 1), 1))
+    assert torch.allclose(probabilities(torch.cat([x, -x], 1)), torch.softmax(torch.cat([x, -x], 1), 1))
+
+
+def test_terms_equal_their_losses(batch):
+    x = batch["logits"]
+    probs = torch.softmax(torch.cat([torch.zeros_like(x), x], 1), 1)
+    full_bounds = torch.tensor([[[NAN, NAN], [2.0, 10.0]], [[NAN, NAN], [0.0, 0.0]], [[NAN, NAN], [NAN, NAN]]],
+                               dtype=torch.float64)
+    assert torch.equal(object_bounds(batch, probs).isnan(), full_bounds.isnan())
+    assert PartialCETerm()(x, batch).item() == pytest.approx(partial_cross_entropy(probs, batch["weak"]).item())
+    assert SizePenaltyTerm()(x, batch).item() == pytest.approx(size_penalty(probs, full_bounds).item())
+    assert LogBarrierTerm(t=3.0)(x, batch).item() == pytest.approx(log_barrier_size_loss(probs, full_bounds, 3.0).item())
+    want = proposal_loss(probs, full_bounds, weak=batch["weak"], iterations=40)
+    assert ProposalTerm(iterations=40)(x, batch).item() == pytest.approx(want.item())
+    # KL: target proportion = mid-point of the bounds / N, images with NaN bounds left out
+    v = torch.tensor([[1 - 6 / 36, 6 / 36], [1.0, 0.0]], dtype=torch.float64)
+    assert KLSizeTerm()(x, batch).item() == pytest.approx(kl_size_loss(probs[:2], v).item())
+    assert SizePenaltyTerm().weight == 1e-2
+
+
+def test_term_gradients_reach_the_logits(batch):
+    x = batch["logits"].clone().requires_grad_()
+    total = sum(t(x, batch) for t in (PartialCETerm(), SizePenaltyTerm(), LogBarrierTerm(), KLSizeTerm()))
+    total.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_log_barrier_schedule_raises_t():
+    class FakeModule:
+        loss_terms = [LogBarrierTerm(t=5.0, t_factor=1.1), PartialCETerm()]
+
+    schedule = LogBarrierSchedule()
+    for _ in range(3):
+        schedule.on_train_epoch_end(None, FakeModule)
+    assert FakeModule.loss_terms[0].t == pytest.approx(5.0 * 1.1**3)
+
+
+def test_bad_batch_bounds_and_weights(batch):
+    bad = dict(batch, bounds=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"batch\['bounds'\]: expected shape \(3, 2\)"):
+        SizePenaltyTerm()(batch["logits"], bad)
+    with pytest.raises(ValueError, match="lower <= upper"):
+        SizePenaltyTerm()(batch["logits"], dict(batch, bounds=torch.tensor([[5.0, 1.0]] * 3)))
+    with pytest.raises(ValueError, match="weight"):
+        PartialCETerm(weight=-1)
+    with pytest.raises(ValueError, match="t_factor"):
+        LogBarrierTerm(t_factor=0.5)
