@@ -432,7 +432,7 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     if "areas" not in train.extra:
         raise ValueError("data has no 'areas' (pixel counts of the object) in extra; prepare it with sizeseg.data")
     subject, a, b = reference_bounds(train)
-    weak = erosion_labels(train.masks, kernels=erosion_kernels(train.spatial_shape[-1]))
+    weak = erosion_labels(train.masks, kernels=erosion_kernels(train.spatial_shape[-1]), repeat=True)
     frac = labelled_fraction(weak, train.masks)
     info = {"train_slices": len(train), "val_slices": len(val), "resolution": "x".join(map(str, train.spatial_shape)),
             "bounds_subject": subject, "a": round(a, 1), "b": round(b, 1),
@@ -466,6 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", choices=PROFILES, default=None, help="quick, cpu (~2 h on 2 cores) or full (the paper's)")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHOD_KEYS)}")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    parser.add_argument("--lr", type=float, default=None, help="override the learning rate (5e-4: the authors' code)")
     parser.add_argument("--no-timing", action="store_true", help="skip Table 2")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -477,6 +478,10 @@ def run_command(args: argparse.Namespace) -> int:
         if args.epochs < 1:
             raise ValueError(f"--epochs: expected a positive int, got {args.epochs}")
         profile = replace(profile, epochs=args.epochs)
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise ValueError(f"--lr: expected a positive learning rate, got {args.lr}")
+        profile = replace(profile, lr=args.lr)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     _check_methods(methods)  # bad input fails before any work
     if not Path(args.data).is_dir():
@@ -484,7 +489,8 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = load_acdc(args.data, out, profile)
     command = f"sizeseg experiment constrained --data {args.data} --out {args.out} --profile {name}"
-    command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs))
+    command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
+                                                                  ("--lr", args.lr))
                        if value is not None) + (" --no-timing" if args.no_timing else "")
     table1, table2 = run_experiment(data, out, profile, methods, command=command, seed=args.seed, timing=not args.no_timing)
     print((out / "report.md").read_text())
