@@ -13,7 +13,10 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module; keep sorted
+    "sizeseg.commands.demo",
+    "sizeseg.commands.experiment",
     "sizeseg.commands.prepare",
+    "sizeseg.commands.train",  # pretrain, finetune, evaluate, predict
 )
 
 

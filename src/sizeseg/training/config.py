@@ -25,6 +25,7 @@ class TrainConfig:
         mask_fraction: expected fraction of masked images in each mixed-training epoch.
         seed: seed of the subset choice, the weights' initialisation and the batch order.
         limit_train_batches: train batches per epoch (None: all); for quick runs.
+        val_every: validate (and checkpoint) every this many epochs.
         num_workers, accelerator, devices, strategy: loader and hardware settings.
     """
 
@@ -43,6 +44,7 @@ class TrainConfig:
     mask_fraction: float = 0.5
     seed: int = 0
     limit_train_batches: int | None = None
+    val_every: int = 1
     num_workers: int = 0
     accelerator: str = "cpu"
     devices: int = 1
@@ -62,7 +64,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, flips, m, mask_fraction, seed, limit_train_batches, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")

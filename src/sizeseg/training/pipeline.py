@@ -100,7 +100,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     trainer = make_trainer(
         out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=direction, patience=cfg.patience or None,
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress_bar,
-        limit_train_batches=cfg.limit_train_batches,
+        limit_train_batches=cfg.limit_train_batches, val_every=cfg.val_every,
     )
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     start = time.perf_counter()

@@ -26,6 +26,7 @@ def make_trainer(
     limit_train_batches: int | float | None = None,
     limit_val_batches: int | float | None = None,
     deterministic: bool = False,
+    val_every: int = 1,
     **trainer_kwargs,
 ) -> pl.Trainer:
     """A Trainer writing CSV logs and checkpoints under ``out_dir``.
@@ -36,6 +37,7 @@ def make_trainer(
     - ``out_dir/logs/version_<k>/metrics.csv``: one row per logged epoch, a new version per
       (resumed) run; :func:`merge_metrics` joins them into ``out_dir/metrics.csv``.
     - Early stopping on ``monitor`` after ``patience`` epochs without improvement (None: off).
+    - Validation and checkpoints every ``val_every`` epochs (for runs of many tiny epochs).
     - ``strategy="ddp"`` with ``devices=N`` trains on N processes (``accelerator="cpu"`` uses gloo).
 
     Example:
@@ -48,17 +50,20 @@ def make_trainer(
         raise ValueError(f"max_epochs: expected a positive int, got {max_epochs!r}")
     if mode not in ("min", "max"):
         raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
+    if not isinstance(val_every, int) or val_every < 1:
+        raise ValueError(f"val_every: expected a positive int, got {val_every!r}")
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience: expected a positive int or None, got {patience!r}")
     out_dir = Path(out_dir)
     checkpoints = out_dir / "checkpoints"
     callbacks: list[pl.Callback] = [
         # "last" is its own callback: Lightning's save_last only writes when the best changed.
-        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1, enable_version_counter=False),
+        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
+                        enable_version_counter=False, every_n_epochs=val_every),
     ]
     if monitor:
         callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode=mode,
-                                         save_top_k=1, enable_version_counter=False))
+                                         save_top_k=1, enable_version_counter=False, every_n_epochs=val_every))
     if monitor and patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
     if progress_bar:
@@ -81,6 +86,7 @@ def make_trainer(
         enable_model_summary=False,
         deterministic=deterministic,
         log_every_n_steps=1,
+        check_val_every_n_epoch=val_every,
         **trainer_kwargs,
     )
 
