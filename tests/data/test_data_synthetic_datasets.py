@@ -34,6 +34,9 @@ def test_synthetic_shapes_and_3d():
     assert image.shape == mask.shape == (20, 24, 16)
     assert FRACTION_RANGE[0] <= mask.mean() <= FRACTION_RANGE[1]
     assert synthetic_data(3, shape=(64, 64)).images.shape == (3, 1, 64, 64)
+    volumes = synthetic_data(3, shape=(12, 16, 10), seed=2)
+    assert volumes.images.shape == (3, 1, 12, 16, 10)
+    np.testing.assert_array_equal(volumes.sizes, [reference_size(m) for m in volumes.masks])
     with pytest.raises(ValueError, match="shape"):
         synthetic_item(0, 0, shape=(4, 4))
 
