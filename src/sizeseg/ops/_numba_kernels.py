@@ -1,4 +1,4 @@
-"""Compiled CPU kernels (numba), parallel over the batch.
+"""Compiled CPU kernels (numba, nogil), run in parallel over the batch by a thread pool.
 
 All kernels take masks as C-contiguous uint8 arrays of shape (N, D, H, W) (``D = 1`` for 2D
 images) and write into preallocated outputs. Two border values parametrise every kernel:
@@ -14,11 +14,17 @@ weights (Rosenfeld & Pfaltz), which yields the Chebyshev distance in Theta(V).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+from numba import njit
 
 from ._inputs import NO_BACKGROUND
 
 INF = np.int32(NO_BACKGROUND)
+
+
+ONE = np.int32(1)
 
 
 @njit(cache=True, nogil=True)
@@ -35,6 +41,19 @@ def _min3_into(src, t, edge):
 
 
 @njit(cache=True, nogil=True)
+def _min3_set(src, t, edge):
+    """t[x] = min(src[x-1], src[x], src[x+1]) with ``edge`` outside the row."""
+    w = t.shape[0]
+    if w == 1:
+        t[0] = min(src[0], edge)
+        return
+    t[0] = min(edge, min(src[0], src[1]))
+    for x in range(1, w - 1):
+        t[x] = min(src[x - 1], min(src[x], src[x + 1]))
+    t[w - 1] = min(src[w - 2], min(src[w - 1], edge))
+
+
+@njit(cache=True, nogil=True)
 def _fill_min(t, value):
     for x in range(t.shape[0]):
         t[x] = min(t[x], value)
@@ -42,69 +61,120 @@ def _fill_min(t, value):
 
 @njit(cache=True, nogil=True)
 def _neighbour_rows_min(out, t, z, y, zn, yn, edge, edge_z):
-    """t = min over the already-final neighbours of row (z, y) in plane zn and row (z, yn)."""
+    """t = min over the already-final neighbours of row (z, y) in row (z, yn) and plane zn."""
     d, h, _ = out.shape
+    if 0 <= yn < h:
+        _min3_set(out[z, yn], t, edge)
+    else:
+        t[:] = edge
     if 0 <= zn < d:
-        t[:] = INF
         for yy in range(y - 1, y + 2):
             if 0 <= yy < h:
                 _min3_into(out[zn, yy], t, edge)
             else:
                 _fill_min(t, edge)
-    else:
-        t[:] = edge_z
-    if 0 <= yn < h:
-        _min3_into(out[z, yn], t, edge)
-    else:
-        _fill_min(t, edge)
+    elif edge_z < INF:
+        _fill_min(t, edge_z)
 
 
 @njit(cache=True, nogil=True)
-def dt_image(m, out, t, edge, edge_z):
+def _scan_left(t, row, edge):
+    """Forward in-row step: row[x] = min(t[x], row[x-1] + 1), left to right."""
+    left = edge
+    for x in range(t.shape[0]):
+        left = min(t[x], left + ONE)
+        row[x] = left
+
+
+@njit(cache=True, nogil=True)
+def _scan_right(t, row, edge):
+    """Backward in-row step: row[x] = min(t[x], row[x+1] + 1), right to left."""
+    w = t.shape[0]
+    right = edge
+    for xi in range(w):
+        x = w - 1 - xi
+        right = min(t[x], right + ONE)
+        row[x] = right
+
+
+@njit(cache=True, nogil=True)
+def _dt_plane(m, o, edge):
+    """2D transform of one (H, W) plane: per row one vectorisable loop over the row before it
+    (minimum of the three neighbours, plus one, zeroed on background) and one short scan."""
+    h, w = m.shape
+    t = np.empty(w, np.int32)
+    for y in range(h):
+        mr = m[y]
+        orow = o[y]
+        if y == 0:
+            for x in range(w):
+                t[x] = (edge + ONE) * np.int32(mr[x] != 0)
+        else:
+            pr = o[y - 1]
+            t[0] = (min(min(edge, pr[0]), pr[1] if w > 1 else edge) + ONE) * np.int32(mr[0] != 0)
+            for x in range(1, w - 1):
+                t[x] = (min(min(pr[x - 1], pr[x]), pr[x + 1]) + ONE) * np.int32(mr[x] != 0)
+            if w > 1:
+                t[w - 1] = (min(min(pr[w - 2], pr[w - 1]), edge) + ONE) * np.int32(mr[w - 1] != 0)
+        _scan_left(t, orow, edge)
+    for y in range(h - 1, -1, -1):
+        orow = o[y]
+        if y == h - 1:
+            for x in range(w):
+                t[x] = min(edge + ONE, orow[x])
+        else:
+            nr = o[y + 1]
+            t[0] = min(min(min(edge, nr[0]), nr[1] if w > 1 else edge) + ONE, orow[0])
+            for x in range(1, w - 1):
+                t[x] = min(min(min(nr[x - 1], nr[x]), nr[x + 1]) + ONE, orow[x])
+            if w > 1:
+                t[w - 1] = min(min(min(nr[w - 2], nr[w - 1]), edge) + ONE, orow[w - 1])
+        _scan_right(t, orow, edge)
+
+
+@njit(cache=True, nogil=True)
+def dt_image(m, out, edge, edge_z):
     """Chebyshev distance transform of one (D, H, W) uint8 mask into ``out`` (int32).
 
-    ``t`` is a scratch row of length W. Returns the number of background pixels. Without any
-    background pixel and with open borders, every entry is set to ``INF`` (= NO_BACKGROUND).
+    Images (D = 1 without depth neighbours) take the plane kernel. Volumes: each row first
+    gathers, in vectorisable loops, the minimum over its already-final neighbours in the rows
+    before it, plus one, zeroed on background; a short sequential scan ``v = min(t[x], v + 1)``
+    then adds the in-row neighbour.
+    Without any background pixel and with open borders every entry is set to ``INF``
+    (= NO_BACKGROUND): the forward scan reaches the last pixel from any background pixel, so
+    that pixel's value tells whether there is one.
     """
     d, h, w = m.shape
-    nbg = 0
+    if d == 1 and edge_z >= INF:
+        _dt_plane(m[0], out[0], edge)
+        if edge >= INF and out[0, h - 1, w - 1] >= INF:
+            out[:] = INF
+        return
+    t = np.empty(w, np.int32)
     for z in range(d):
         for y in range(h):
             _neighbour_rows_min(out, t, z, y, z - 1, y - 1, edge, edge_z)
             row_m = m[z, y]
             row_o = out[z, y]
-            left = edge
             for x in range(w):
-                if row_m[x]:
-                    v = min(t[x], left) + 1
-                else:
-                    v = 0
-                    nbg += 1
-                row_o[x] = v
-                left = v
-    if nbg == 0 and edge == INF and edge_z == INF:
+                t[x] = (t[x] + ONE) * np.int32(row_m[x] != 0)
+            _scan_left(t, row_o, edge)
+    if edge >= INF and edge_z >= INF and out[d - 1, h - 1, w - 1] >= INF:
         out[:] = INF
-        return 0
+        return
     for z in range(d - 1, -1, -1):
         for y in range(h - 1, -1, -1):
             _neighbour_rows_min(out, t, z, y, z + 1, y + 1, edge, edge_z)
             row_o = out[z, y]
-            right = edge
-            for x in range(w - 1, -1, -1):
-                v = row_o[x]
-                if v != 0:
-                    v = min(v, min(t[x], right) + 1)
-                    row_o[x] = v
-                right = v
-    return nbg
+            for x in range(w):
+                t[x] = min(t[x] + ONE, row_o[x])
+            _scan_right(t, row_o, edge)
 
 
-@njit(cache=True, parallel=True)
-def dt_batch(m, out, edge, edge_z):
-    """Distance transform of every mask of an (N, D, H, W) batch, in parallel over N."""
-    for n in prange(m.shape[0]):
-        t = np.empty(m.shape[3], np.int32)
-        dt_image(m[n], out[n], t, edge, edge_z)
+@njit(cache=True, nogil=True)
+def dt_batch_serial(m, out, edge, edge_z):
+    for n in range(m.shape[0]):
+        dt_image(m[n], out[n], edge, edge_z)
 
 
 @njit(cache=True, nogil=True)
@@ -120,15 +190,17 @@ def _image_size(d):
     return np.float32(2 * best)
 
 
-@njit(cache=True, parallel=True)
-def size_batch(m, sizes, edge, edge_z):
-    """object_size of every mask of an (N, D, H, W) batch into ``sizes`` (N,) float32."""
-    n_img, d, h, w = m.shape
-    for n in prange(n_img):
-        t = np.empty(w, np.int32)
-        dist = np.empty((d, h, w), np.int32)
-        dt_image(m[n], dist, t, edge, edge_z)
-        sizes[n] = _image_size(dist)
+@njit(cache=True, nogil=True)
+def _size_item(m, edge, edge_z):
+    dist = np.empty(m.shape, np.int32)
+    dt_image(m, dist, edge, edge_z)
+    return _image_size(dist)
+
+
+@njit(cache=True, nogil=True)
+def size_batch_serial(m, sizes, edge, edge_z):
+    for n in range(m.shape[0]):
+        sizes[n] = _size_item(m[n], edge, edge_z)
 
 
 @njit(cache=True, nogil=True)
@@ -254,12 +326,16 @@ def _shrink_foreground_flips(dist, flat_out, big_m):
 
 
 @njit(cache=True, nogil=True)
-def flip_image(m, dist, out, t, edge, edge_z, is3d):
+def flip_image(m, dist, out, edge, edge_z, is3d):
     """Flip sizes of one (D, H, W) mask into ``out`` (float32); returns the mask's own size."""
     d, h, w = m.shape
     open_border = edge == INF
     flat_out = out.reshape(out.size)
-    nbg = dt_image(m, dist, t, edge, edge_z)
+    dt_image(m, dist, edge, edge_z)
+    nbg = 0
+    flat_m = m.reshape(m.size)
+    for i in range(flat_m.shape[0]):
+        nbg += flat_m[i] == 0
     if nbg == 0 and open_border:
         # All foreground: flipping i makes it the only background pixel; the new maximum is
         # the Chebyshev distance from i to the farthest pixel.
@@ -287,11 +363,57 @@ def flip_image(m, dist, out, t, edge, edge_z, is3d):
     return np.float32(2 * big_m)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
+def _flip_item(m, out, edge, edge_z, is3d):
+    d, h, w = m.shape
+    return flip_image(m, np.empty((d, h, w), np.int32), out, edge, edge_z, is3d)
+
+
+@njit(cache=True, nogil=True)
+def flip_batch_serial(m, out, sizes, edge, edge_z, is3d):
+    for n in range(m.shape[0]):
+        sizes[n] = _flip_item(m[n], out[n], edge, edge_z, is3d)
+
+
+# Below this many voxels per batch, handing work to other threads costs more than it saves.
+PARALLEL_MIN_VOXELS = 1 << 16
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _run_over_batch(kernel, m, *arrays_and_args, n_arrays):
+    """Run a serial ``nogil`` kernel over chunks of the batch on a pool of threads.
+
+    ``arrays_and_args`` starts with ``n_arrays`` outputs indexed by image like ``m``; the rest
+    are passed unchanged. The pool has ``numba.get_num_threads()`` workers (NUMBA_NUM_THREADS).
+    Python threads running the nogil kernels replace numba's ``prange`` here: with the OpenMP
+    threading layer, a ``prange`` launch on this oversubscribed 2-core machine cost a fixed
+    ~12 ms per call (spinning workers), far more than the work on typical batches.
+    """
+    outputs, rest = arrays_and_args[:n_arrays], arrays_and_args[n_arrays:]
+    n = m.shape[0]
+    threads = min(numba.get_num_threads(), n)
+    if threads < 2 or m.size < PARALLEL_MIN_VOXELS:
+        kernel(m, *outputs, *rest)
+        return
+    if not _POOL or _POOL[0]._max_workers < threads:
+        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sizeseg")]
+    bounds = [(i * n) // threads for i in range(threads + 1)]
+    jobs = [_POOL[0].submit(kernel, m[a:b], *(o[a:b] for o in outputs), *rest)
+            for a, b in zip(bounds, bounds[1:]) if b > a]
+    for job in jobs:
+        job.result()
+
+
+def dt_batch(m, out, edge, edge_z):
+    """Distance transform of an (N, D, H, W) uint8 batch into ``out`` (int32)."""
+    _run_over_batch(dt_batch_serial, m, out, edge, edge_z, n_arrays=1)
+
+
+def size_batch(m, sizes, edge, edge_z):
+    """Object sizes of an (N, D, H, W) uint8 batch into ``sizes`` (N,) float32."""
+    _run_over_batch(size_batch_serial, m, sizes, edge, edge_z, n_arrays=1)
+
+
 def flip_batch(m, out, sizes, edge, edge_z, is3d):
-    """flip_sizes (into ``out``) and object sizes (into ``sizes``) of an (N, D, H, W) batch."""
-    n_img, d, h, w = m.shape
-    for n in prange(n_img):
-        t = np.empty(w, np.int32)
-        dist = np.empty((d, h, w), np.int32)
-        sizes[n] = flip_image(m[n], dist, out[n], t, edge, edge_z, is3d)
+    """Flip sizes (into ``out``) and object sizes (into ``sizes``) of an (N, D, H, W) batch."""
+    _run_over_batch(flip_batch_serial, m, out, sizes, edge, edge_z, is3d, n_arrays=2)
