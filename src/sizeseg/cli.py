@@ -13,6 +13,7 @@ import sys
 
 COMMAND_MODULES: tuple[str, ...] = (
     # one line per command module; keep sorted
+    "sizeseg.commands.bench",
     "sizeseg.commands.demo",
     "sizeseg.commands.experiment",
     "sizeseg.commands.prepare",
