@@ -28,19 +28,6 @@ ONE = np.int32(1)
 
 
 @njit(cache=True, nogil=True)
-def _min3_into(src, t, edge):
-    """t[x] = min(t[x], src[x-1], src[x], src[x+1]) with ``edge`` outside the row."""
-    w = t.shape[0]
-    if w == 1:
-        t[0] = min(t[0], min(src[0], edge))
-        return
-    t[0] = min(t[0], min(edge, min(src[0], src[1])))
-    for x in range(1, w - 1):
-        t[x] = min(t[x], min(src[x - 1], min(src[x], src[x + 1])))
-    t[w - 1] = min(t[w - 1], min(src[w - 2], min(src[w - 1], edge)))
-
-
-@njit(cache=True, nogil=True)
 def _min3_set(src, t, edge):
     """t[x] = min(src[x-1], src[x], src[x+1]) with ``edge`` outside the row."""
     w = t.shape[0]
@@ -54,27 +41,21 @@ def _min3_set(src, t, edge):
 
 
 @njit(cache=True, nogil=True)
-def _fill_min(t, value):
-    for x in range(t.shape[0]):
-        t[x] = min(t[x], value)
-
-
-@njit(cache=True, nogil=True)
-def _neighbour_rows_min(out, t, z, y, zn, yn, edge, edge_z):
-    """t = min over the already-final neighbours of row (z, y) in row (z, yn) and plane zn."""
-    d, h, _ = out.shape
-    if 0 <= yn < h:
-        _min3_set(out[z, yn], t, edge)
-    else:
-        t[:] = edge
-    if 0 <= zn < d:
-        for yy in range(y - 1, y + 2):
-            if 0 <= yy < h:
-                _min3_into(out[zn, yy], t, edge)
-            else:
-                _fill_min(t, edge)
-    elif edge_z < INF:
-        _fill_min(t, edge_z)
+def _plane_min(src, rows, dst, edge):
+    """dst[y, x] = min of src over the 3 x 3 window around (y, x), ``edge`` outside (separable)."""
+    h = src.shape[0]
+    for y in range(h):
+        _min3_set(src[y], rows[y], edge)
+    for y in range(h):
+        above = rows[y - 1] if y > 0 else rows[y]
+        below = rows[y + 1] if y < h - 1 else rows[y]
+        cur = rows[y]
+        out = dst[y]
+        for x in range(cur.shape[0]):
+            out[x] = min(min(above[x], cur[x]), below[x])
+        if y == 0 or y == h - 1:
+            for x in range(cur.shape[0]):
+                out[x] = min(out[x], edge)
 
 
 @njit(cache=True, nogil=True)
@@ -151,23 +132,44 @@ def dt_image(m, out, edge, edge_z):
             out[:] = INF
         return
     t = np.empty(w, np.int32)
+    rows = np.empty((h, w), np.int32)
+    near = np.empty((h, w), np.int32)  # 3 x 3 minimum of the neighbouring plane
     for z in range(d):
+        if z > 0:
+            _plane_min(out[z - 1], rows, near, edge)
         for y in range(h):
-            _neighbour_rows_min(out, t, z, y, z - 1, y - 1, edge, edge_z)
+            if y > 0:
+                _min3_set(out[z, y - 1], t, edge)
+            else:
+                t[:] = edge
             row_m = m[z, y]
-            row_o = out[z, y]
-            for x in range(w):
-                t[x] = (t[x] + ONE) * np.int32(row_m[x] != 0)
-            _scan_left(t, row_o, edge)
+            if z > 0:
+                nr = near[y]
+                for x in range(w):
+                    t[x] = (min(t[x], nr[x]) + ONE) * np.int32(row_m[x] != 0)
+            else:
+                for x in range(w):
+                    t[x] = (min(t[x], edge_z) + ONE) * np.int32(row_m[x] != 0)
+            _scan_left(t, out[z, y], edge)
     if edge >= INF and edge_z >= INF and out[d - 1, h - 1, w - 1] >= INF:
         out[:] = INF
         return
     for z in range(d - 1, -1, -1):
+        if z < d - 1:
+            _plane_min(out[z + 1], rows, near, edge)
         for y in range(h - 1, -1, -1):
-            _neighbour_rows_min(out, t, z, y, z + 1, y + 1, edge, edge_z)
+            if y < h - 1:
+                _min3_set(out[z, y + 1], t, edge)
+            else:
+                t[:] = edge
             row_o = out[z, y]
-            for x in range(w):
-                t[x] = min(t[x] + ONE, row_o[x])
+            if z < d - 1:
+                nr = near[y]
+                for x in range(w):
+                    t[x] = min(min(t[x], nr[x]) + ONE, row_o[x])
+            else:
+                for x in range(w):
+                    t[x] = min(min(t[x], edge_z) + ONE, row_o[x])
             _scan_right(t, row_o, edge)
 
 
