@@ -52,6 +52,10 @@ def test_reference_and_method_bounds():
     approx = exp.method_bounds("approx-size", all_areas, (a, b), pixels=100, seed=1)
     assert approx[0].tolist() == [0, 0] and np.all(np.abs(approx[1:, 0] / all_areas[1:] - 1) <= 0.1)
     assert np.isnan(exp.method_bounds("none", all_areas, (a, b), pixels=100)).all()
+    discrete = exp.method_bounds("size-subject", all_areas, (a, b), pixels=100, size_ref=(3.0, 9.0))
+    assert discrete.tolist() == [[0, 0], [3, 9], [3, 9]]
+    with pytest.raises(ValueError, match="size_ref"):
+        exp.method_bounds("size-subject", all_areas, (a, b), pixels=100)
     assert exp.erosion_kernels(128) == (5, 4, 2, 1)
 
 

@@ -61,6 +61,20 @@ def test_terms_equal_their_losses(batch):
     assert SizePenaltyTerm().weight == 1e-2
 
 
+def test_discrete_size_term_uses_size_loss_with_bounds(batch):
+    import torch
+
+    from sizeseg.losses.size_loss import size_loss
+    from sizeseg.training.constrained_terms import DiscreteSizeBoundTerm
+
+    x = batch["logits"].float()
+    got = DiscreteSizeBoundTerm(seed=3)(x, batch)
+    want = size_loss(x[:2], batch["bounds"][:2].float(), criterion="bounds", generator=torch.Generator().manual_seed(3))
+    assert got.item() == pytest.approx(want.item())
+    with pytest.raises(ValueError, match="one sigmoid channel"):
+        DiscreteSizeBoundTerm()(torch.zeros(1, 2, 4, 4), {"bounds": torch.zeros(1, 2)})
+
+
 def test_term_gradients_reach_the_logits(batch):
     x = batch["logits"].clone().requires_grad_()
     total = sum(t(x, batch) for t in (PartialCETerm(), SizePenaltyTerm(), LogBarrierTerm(), KLSizeTerm()))

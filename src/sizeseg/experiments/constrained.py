@@ -109,6 +109,12 @@ def _terms_kl(p: Profile) -> list:
     return [PartialCETerm(), KLSizeTerm(weight=1.0)]
 
 
+def _terms_discrete(p: Profile) -> list:
+    from sizeseg.training.constrained_terms import DiscreteSizeBoundTerm, PartialCETerm
+
+    return [PartialCETerm(), DiscreteSizeBoundTerm(weight=1e-3)]
+
+
 def _terms_full(p: Profile) -> list:
     from sizeseg.training.loss_terms import BCETerm
 
@@ -124,6 +130,7 @@ METHODS: tuple[Method, ...] = (
     Method("size_two_bounds", "CE + size loss, two bounds (tight)", "subject", _terms_penalty, 0.8415, 10.0),
     Method("log_barrier", "CE + log-barrier, two bounds (tight)", "subject", _terms_log_barrier),
     Method("kl_size", "CE + KL to approximate sizes (+-10 %)", "approx-size", _terms_kl),
+    Method("discrete_size", "CE + discrete size (SizeLoss, paper 1), two bounds (tight)", "size-subject", _terms_discrete),
     Method("full", "Full supervision (CE on masks)", "none", _terms_full, 0.9284, 10.0, full_masks=True),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
@@ -151,16 +158,17 @@ def erosion_kernels(resolution: int) -> tuple[int, ...]:
     return tuple(sorted(set(scaled), reverse=True))
 
 
-def reference_bounds(train) -> tuple[str, float, float]:
+def reference_bounds(train, values: np.ndarray | None = None) -> tuple[str, float, float]:
     """Bounds from one training subject (the first, by name, whose bounds do not cross).
 
     Uses ``extra["subjects"]`` (ACDC) or ``volumes``; ``a = 1.1 min``, ``b = 0.9 max`` of the
-    subject's LV areas over its slices containing the LV (paper §3.2).
+    subject's LV areas (or of ``values``, e.g. the discrete sizes) over its slices containing the
+    LV (paper §3.2).
     """
     from sizeseg.data.bounds import subject_bounds
 
     subjects = np.asarray(train.extra.get("subjects", train.volumes)).astype(str)
-    areas = np.asarray(train.extra["areas"], np.float64)
+    areas = np.asarray(train.extra["areas"] if values is None else values, np.float64)
     for subject in sorted(set(subjects.tolist())):
         try:
             a, b = subject_bounds(areas[subjects == subject])
@@ -170,8 +178,13 @@ def reference_bounds(train) -> tuple[str, float, float]:
     raise ValueError("no training subject gives non-crossing bounds (need one with 2+ slices containing the object)")
 
 
-def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixels: int, seed: int = 0) -> np.ndarray:
-    """Bounds (N, 2) of a method's training images, with tags (``[0, 0]`` where the LV is absent)."""
+def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixels: int, seed: int = 0,
+                  size_ref: tuple[float, float] | None = None) -> np.ndarray:
+    """Bounds (N, 2) of a method's training images, with tags (``[0, 0]`` where the LV is absent).
+
+    ``ref`` holds the subject's bounds on the area; ``size_ref`` those on the discrete size of
+    paper 1 (kind ``size-subject``).
+    """
     from sizeseg.data.bounds import PAPER_LOOSE_UPPER, make_bounds, with_tags
 
     n = len(areas)
@@ -183,6 +196,10 @@ def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixels
         return make_bounds("upper", areas, upper=PAPER_LOOSE_UPPER * pixels / 256**2)
     if kind in ("subject", "subject-upper"):
         return make_bounds(kind, areas, subject=ref)
+    if kind == "size-subject":
+        if size_ref is None:
+            raise ValueError("kind='size-subject' needs size_ref, the subject's bounds on the discrete size")
+        return make_bounds("subject", areas, subject=size_ref)
     if kind == "approx-size":  # the true area times a factor drawn in [0.9, 1.1]
         factor = np.random.default_rng(seed).uniform(0.9, 1.1, size=n)
         approx = np.asarray(areas, np.float64) * factor
@@ -248,7 +265,8 @@ def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, re
     from sizeseg.data.datasets import SegmentationDataset
 
     pixels = int(np.prod(train.spatial_shape))
-    bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixels, seed)
+    size_ref = reference_bounds(train, train.sizes)[1:] if method.bounds == "size-subject" else None
+    bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixels, seed, size_ref=size_ref)
     masked = None if method.full_masks else np.zeros(len(train), bool)
     train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment="affine")
     val_set = SegmentationDataset(val, masked=None, sizes="all")

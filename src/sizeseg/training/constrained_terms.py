@@ -158,3 +158,33 @@ class KLSizeTerm(_Term):
         target = torch.zeros(int(keep.sum()), probs.shape[1], dtype=probs.dtype, device=probs.device)
         target[:, 1], target[:, 0] = fg, 1 - fg
         return kl_size_loss(probs[keep], target)
+
+
+class DiscreteSizeBoundTerm(_Term):
+    """The first paper's discrete size through :class:`sizeseg.losses.size_loss.SizeLoss` with the bound penalty.
+
+    The size of a thresholded sample is ``2 * max Chebyshev distance to background`` (paper 1);
+    the loss is ``max(0, a - s)^2 + max(0, s - b)^2`` with ``batch["bounds"]`` ``(B, 2)`` read in
+    those size units (not pixel counts), its gradient the sampled estimate of paper 1, eq. 21.
+    Needs one-channel (sigmoid) logits.
+
+    Example:
+        >>> batch = {"bounds": torch.tensor([[0.0, 100.0]])}
+        >>> DiscreteSizeBoundTerm(seed=0)(torch.zeros(1, 1, 8, 8), batch)
+        tensor(0.)
+    """
+
+    def __init__(self, weight: float = 1e-3, n_samples: int = 1, seed: int | None = 0, name: str = "discrete_size") -> None:
+        super().__init__(weight, name)
+        from sizeseg.losses.size_loss import SizeLoss
+
+        self.loss = SizeLoss(n_samples=n_samples, criterion="bounds", seed=seed)
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        if logits.ndim < 3 or logits.shape[1] != 1:
+            raise ValueError(f"logits: the discrete size needs one sigmoid channel (B, 1, *spatial), got {tuple(logits.shape)}")
+        bounds = batch["bounds"].to(logits)
+        keep = ~torch.isnan(bounds).any(-1)
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        return self.loss(logits[keep], bounds[keep])
