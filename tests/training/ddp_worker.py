@@ -15,13 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import lightning.pytorch as pl  # noqa: E402
 
-import sizeseg  # noqa: E402
 from sizeseg.metrics import MeanOverImages  # noqa: E402
 from sizeseg.models import build_model  # noqa: E402
 from sizeseg.training import (  # noqa: E402
     BCETerm, SegmentationDataModule, SegmentationModule, SizeTerm, eval_dataset, fit, make_trainer, mode_dataset,
 )
-from tests.training.helpers import tiny_data  # noqa: E402
+from tests.training.helpers import size_loss_class, tiny_data  # noqa: E402
 
 
 def main(out: Path) -> None:
@@ -29,7 +28,7 @@ def main(out: Path) -> None:
     pl.seed_everything(0, verbose=False)
     data = tiny_data(24)
     spec = {"name": "unet-small", "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
-    has_size_loss = hasattr(sizeseg, "SizeLoss")
+    has_size_loss = size_loss_class() is not None
     terms = [BCETerm()] + ([SizeTerm(n_samples=1)] if has_size_loss else [])
     module = SegmentationModule(build_model(**spec), terms, lr=1e-3, model_spec=spec)
     dm = SegmentationDataModule(mode_dataset(data.split("train"), "mixed", m=4), eval_dataset(data.split("val")),

@@ -33,3 +33,16 @@ def tiny_data(n: int = 24, shape=(16, 16), seed: int = 0, splits=None) -> Prepar
         sizes=np.array([reference_size(m) for m in masks], np.float32), ids=ids, sources=ids,
         slices=np.arange(n), volumes=ids, splits=np.asarray(splits),
     )
+
+
+def size_loss_class():
+    """``sizeseg.SizeLoss`` (or its module's, before the package exports it); None when absent."""
+    import sizeseg
+
+    if hasattr(sizeseg, "SizeLoss"):
+        return sizeseg.SizeLoss
+    try:
+        from sizeseg.losses.size_loss import SizeLoss
+    except ImportError:
+        return None
+    return SizeLoss

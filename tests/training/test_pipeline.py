@@ -7,7 +7,7 @@ import torch
 from sizeseg.training import (
     SegmentationDataModule, TrainConfig, evaluate_model, load_model, mode_dataset, train,
 )
-from tests.training.helpers import tiny_data
+from tests.training.helpers import size_loss_class, tiny_data
 
 CFG = dict(model="unet-small", batch_size=4, lr=1e-3, patience=0)
 
@@ -67,8 +67,7 @@ def test_evaluate_model_matches_the_validation_log(tmp_path):
 
 @pytest.mark.slow
 def test_pretrain_then_finetune_and_mixed_two_epochs(tmp_path):
-    sizeseg = pytest.importorskip("sizeseg")
-    if not hasattr(sizeseg, "SizeLoss"):
+    if size_loss_class() is None:
         pytest.skip("sizeseg.SizeLoss not available yet")
     data = tiny_data(24)
     pre = train("pretrain", data, tmp_path / "pre", TrainConfig(**CFG, max_epochs=2, m=6), progress_bar=False)

@@ -58,7 +58,7 @@ PROFILES: dict[str, Profile] = {
                      m_values=(10, 85, ALL), seeds=(0,), samples_epochs=2),
     "cpu": Profile("cpu", "unet-small", 32, 1e-3, pretrain_steps=200, pretrain_val_steps=25, pretrain_patience=4,
                    finetune_epochs=3, finetune_batches=20, finetune_patience=3, n_values=(1, 2, 4, 8),
-                   m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1), samples_epochs=5),
+                   m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1), samples_epochs=4),
     "full": Profile("full", "unet", 32, 1e-3, pretrain_steps=20000, pretrain_val_steps=100, pretrain_patience=10,
                     finetune_epochs=100, finetune_batches=None, finetune_patience=5, n_values=(1, 2, 4, 8),
                     m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1, 2, 3, 4), samples_epochs=50),

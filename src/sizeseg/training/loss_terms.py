@@ -82,7 +82,10 @@ class SizeTerm:
 
     def _module(self):
         if self._loss is None:
-            from sizeseg import SizeLoss
+            try:
+                from sizeseg import SizeLoss
+            except ImportError:  # before the package exports it
+                from sizeseg.losses.size_loss import SizeLoss
 
             self._loss = SizeLoss(n_samples=self.n_samples, **self.loss_kwargs)
         return self._loss
