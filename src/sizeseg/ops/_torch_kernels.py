@@ -14,6 +14,8 @@ O(V log n) work and memory.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._inputs import NO_BACKGROUND
@@ -24,9 +26,14 @@ def _cap(shape: tuple[int, int, int]) -> int:
     return max(shape) + 1
 
 
+@functools.lru_cache(maxsize=64)
 def _floor_log2_table(n: int, device: torch.device) -> torch.Tensor:
-    return torch.tensor([0] + [length.bit_length() - 1 for length in range(1, n + 1)],
-                        dtype=torch.int64, device=device)
+    """floor(log2(L)) for L = 0..n (0 at L = 0), built once per (n, device)."""
+    lengths = torch.arange(n + 1, device=device).clamp(min=1)
+    table = torch.zeros_like(lengths)
+    for bit in range(1, max(n, 1).bit_length()):
+        table += (lengths >> bit) > 0
+    return table
 
 
 def _axis_minmax(values: torch.Tensor, dim: int, open_border: bool, cap: int) -> torch.Tensor:
