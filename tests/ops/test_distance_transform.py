@@ -107,8 +107,12 @@ def test_output_kinds_and_public_names():
     np.testing.assert_array_equal(DistanceTransform(border="background")(m).numpy(),
                                   distance_transform(m, border="background").numpy())
     assert ObjectSize(border="background")(m).tolist() == [4.0, 4.0]
+    for backend in BACKENDS:
+        empty = torch.zeros(0, 2, 4, 4)
+        assert distance_transform(empty, backend=backend).shape == (0, 2, 4, 4)
+        assert object_size(empty, backend=backend).shape == (0, 2)
+        assert sizeseg.flip_sizes(empty, backend=backend).shape == (0, 2, 4, 4)
     assert distance_transform(np.zeros((0, 4, 4))).shape == (0, 4, 4)
-    assert object_size(torch.zeros(0, 2, 4, 4)).shape == (0, 2)
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,8 @@ def dt_torch(fg: torch.Tensor, open_border: bool, is3d: bool) -> torch.Tensor:
 
 def sizes_from_dt(dist: torch.Tensor) -> torch.Tensor:
     """2 * max distance per image (N,) float32, +inf where there is no background."""
+    if dist.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.float32, device=dist.device)
     best = dist.reshape(dist.shape[0], -1).amax(dim=1)
     size = 2 * best.to(torch.float32)
     return torch.where(best >= NO_BACKGROUND, torch.full_like(size, float("inf")), size)
@@ -138,34 +140,24 @@ def _window_sums(integral: torch.Tensor, r: int, open_border: bool, is3d: bool
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sums over the cube of radius r around every pixel, from (N, D+1, H+1, W+1) integrals.
 
+    Box sums separate over the axes: one difference of two gathered slices per axis.
     Returns (sums, valid) with shapes (N, D, H, W) and (D, H, W); with a background border a
     window must lie inside the array to count.
     """
     device = integral.device
-    lows, highs, valids = [], [], []
-    for axis, size in enumerate(integral.shape[1:]):
-        n = size - 1
-        rr = r if (axis > 0 or is3d) else 0
+    total = integral
+    valid = torch.ones((), dtype=torch.bool, device=device)
+    for axis in (3, 2, 1):
+        n = integral.shape[axis] - 1
+        rr = r if (axis > 1 or is3d) else 0
         c = torch.arange(n, device=device)
-        lows.append((c - rr).clamp(min=0))
-        highs.append((c + rr).clamp(max=n - 1) + 1)
-        valids.append((c - rr >= 0) & (c + rr <= n - 1))
-    total = None
-    for corner in range(8):
-        sel = integral
-        sign = 1
-        for axis in range(3):
-            if corner >> axis & 1:
-                sel = sel.index_select(axis + 1, lows[axis])
-                sign = -sign
-            else:
-                sel = sel.index_select(axis + 1, highs[axis])
-        total = sign * sel if total is None else total + sign * sel
-    assert total is not None
+        high = (c + rr + 1).clamp(max=n)
+        low = (c - rr).clamp(min=0)
+        total = total.index_select(axis, high) - total.index_select(axis, low)
+        inside = (c - rr >= 0) & (c + rr <= n - 1)
+        valid = valid & inside.view([-1 if a == axis else 1 for a in (1, 2, 3)])
     if open_border:
         valid = torch.ones(total.shape[1:], dtype=torch.bool, device=device)
-    else:
-        valid = valids[0].view(-1, 1, 1) & valids[1].view(1, -1, 1) & valids[2].view(1, 1, -1)
     return total, valid
 
 
@@ -181,6 +173,8 @@ def flip_torch(fg: torch.Tensor, open_border: bool, is3d: bool) -> tuple[torch.T
     n_img, d, h, w = fg.shape
     shape = (d, h, w)
     device = fg.device
+    if n_img == 0:
+        return torch.zeros(fg.shape, device=device), torch.zeros(0, device=device)
     dist = dt_torch(fg, open_border, is3d)
     sizes = sizes_from_dt(dist)
     flat_d = dist.reshape(n_img, -1)
@@ -196,18 +190,17 @@ def flip_torch(fg: torch.Tensor, open_border: bool, is3d: bool) -> tuple[torch.T
 
     # Background -> foreground: windows of radius k - 1 holding a single background pixel.
     bg = ~fg
-    count = _integral(bg.to(torch.int32))
     lin = torch.arange(d * h * w, device=device, dtype=torch.int64).view(1, d, h, w)
-    index = _integral(torch.where(bg, lin, 0))
+    # background count and sum of background linear indices, stacked to share every op
+    integrals = _integral(torch.cat([bg.to(torch.int64), torch.where(bg, lin, 0)]))
     k_max = max(shape) if open_border else (min(shape if is3d else (h, w)) + 1) // 2
     dump = d * h * w  # a spare column collecting the writes of windows that do not count
     grown = torch.zeros((n_img, dump + 1), dtype=torch.int64, device=device)
-    for k in range(1, k_max + 1):
-        c, valid = _window_sums(count, k - 1, open_border, is3d)
-        s, _ = _window_sums(index, k - 1, open_border, is3d)
-        hit = (c == 1) & valid & (k > big_m).view(-1, 1, 1, 1)
-        target = torch.where(hit, s, dump).reshape(n_img, -1)
-        grown.scatter_reduce_(1, target, torch.full_like(target, k), reduce="amax")
+    for k in range(1, k_max + 1):  # k rises, so a later write is the larger one
+        sums, valid = _window_sums(integrals, k - 1, open_border, is3d)
+        count, index = sums[:n_img], sums[n_img:]
+        hit = (count == 1) & valid & (k > big_m).view(-1, 1, 1, 1)
+        grown.scatter_(1, torch.where(hit, index, dump).reshape(n_img, -1), k)
     new_m = torch.maximum(new_m, grown[:, :dump])
 
     flips = 2 * new_m.to(torch.float32)
