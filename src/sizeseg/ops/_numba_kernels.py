@@ -14,6 +14,7 @@ weights (Rosenfeld & Pfaltz), which yields the Chebyshev distance in Theta(V).
 from __future__ import annotations
 
 import numpy as np
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -379,7 +380,7 @@ def flip_batch_serial(m, out, sizes, edge, edge_z, is3d):
 
 # Below this many voxels per batch, handing work to other threads costs more than it saves.
 PARALLEL_MIN_VOXELS = 1 << 16
-_POOL: list[ThreadPoolExecutor] = []
+_POOL: list = []  # [executor, pid of the process that made it]
 
 
 def _run_over_batch(kernel, m, *arrays_and_args, n_arrays):
@@ -397,8 +398,9 @@ def _run_over_batch(kernel, m, *arrays_and_args, n_arrays):
     if threads < 2 or m.size < PARALLEL_MIN_VOXELS:
         kernel(m, *outputs, *rest)
         return
-    if not _POOL or _POOL[0]._max_workers < threads:
-        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sizeseg")]
+    if not _POOL or _POOL[1] != os.getpid() or _POOL[0]._max_workers < threads:
+        # (re)create after a fork too: a forked child (e.g. a DataLoader worker) has no threads
+        _POOL[:] = [ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sizeseg"), os.getpid()]
     bounds = [(i * n) // threads for i in range(threads + 1)]
     jobs = [_POOL[0].submit(kernel, m[a:b], *(o[a:b] for o in outputs), *rest)
             for a, b in zip(bounds, bounds[1:]) if b > a]
