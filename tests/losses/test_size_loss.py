@@ -169,3 +169,11 @@ def test_bad_module_arguments():
         size_loss(GOOD, torch.ones(2), n_samples=1.5)
     with pytest.raises(ValueError, match="border"):
         SizeLoss(border="none")
+
+
+def test_half_precision_logits_stay_finite():
+    x = torch.full((2, 1, 40, 300), 20.0, dtype=torch.float16, requires_grad=True)
+    loss = size_loss(x, torch.tensor([0.0, 0.0]), border="open")  # (0 - 600)^2 > float16 max
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() == 600.0 ** 2
+    assert x.grad.dtype == torch.float16 and torch.isfinite(x.grad).all()

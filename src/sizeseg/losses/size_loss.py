@@ -115,13 +115,14 @@ class _SampledSizeLoss(torch.autograd.Function):
             mask = annotated.reshape((b, c) + (1,) * spatial_dims)
             grad = torch.where(mask, d_dp * p * (1 - p), torch.zeros_like(d_dp))
             ctx.save_for_backward(grad)
-        return losses.mean(dim=0).to(logits.dtype)
+        ctx.logits_dtype = logits.dtype
+        return losses.mean(dim=0)  # float32 even for half logits: squared sizes overflow float16
 
     @staticmethod
     def backward(ctx, grad_out):
         (grad,) = ctx.saved_tensors
         scale = grad_out.reshape(grad_out.shape + (1,) * (grad.ndim - 2)).to(grad.dtype)
-        return (scale * grad).to(grad_out.dtype), None, None, None, None, None, None, None
+        return (scale * grad).to(ctx.logits_dtype), None, None, None, None, None, None, None
 
 
 def size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int = 1,
