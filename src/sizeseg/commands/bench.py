@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                       help="fewer cases and a brute-force anchor timed on 4 images and scaled")
     core.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                       help="where the pure-torch path and the GPU SizeLoss run (default: cuda if available)")
+    core.add_argument("--torch-threads", type=int, default=None,
+                      help="torch intra-op threads for SizeLoss and the U-Net step (default: torch's)")
     core.add_argument("--json", default=None, help="also write the rows and environment to this JSON file")
     core.set_defaults(func=run_core_command)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -34,6 +36,12 @@ def run_core_command(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available here")
+    if args.torch_threads is not None:
+        if args.torch_threads < 1:
+            raise ValueError(f"--torch-threads: expected an int >= 1, got {args.torch_threads}")
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     from sizeseg.benchmarks.core import format_rows, run_core
     from sizeseg.io_utils import atomic_write_text
 
