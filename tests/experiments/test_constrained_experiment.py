@@ -14,7 +14,7 @@ from sizeseg.experiments import constrained as exp
 NAN = float("nan")
 
 
-def _tiny_data(n: int = 16):
+def _tiny_data(n: int = 12):
     from sizeseg.data.synthetic import synthetic_data
 
     data = synthetic_data(n, shape=(32, 32), seed=0)
