@@ -8,3 +8,10 @@ from sizeseg.losses.size_loss import SizeLoss, size_loss  # noqa: E402
 from sizeseg.losses.exact import ExactSizeLoss, exact_size_loss  # noqa: E402
 from sizeseg.losses.size_criteria import (  # noqa: E402
     AbsoluteError, BoundPenalty, SizeCriterion, SquaredError)
+
+# constrained size losses (issue 4)
+from sizeseg.losses.kl_size import KLSizeLoss, kl_size_loss  # noqa: E402
+from sizeseg.losses.log_barrier import LogBarrierSizeLoss, log_barrier_extension, log_barrier_size_loss  # noqa: E402
+from sizeseg.losses.partial_ce import PartialCrossEntropy, partial_cross_entropy  # noqa: E402
+from sizeseg.losses.proposals import ProposalLoss, pathak_proposals, proposal_loss  # noqa: E402
+from sizeseg.losses.size_penalty import SizePenalty, size_penalty  # noqa: E402
