@@ -139,19 +139,24 @@ def dt_image(m, out, edge, edge_z):
     for z in range(d):
         if z > 0:
             _plane_min(out[z - 1], rows, near, edge)
+        else:
+            near[:] = edge_z
         for y in range(h):
-            if y > 0:
-                _min3_set(out[z, y - 1], t, edge)
-            else:
-                t[:] = edge
             row_m = m[z, y]
-            if z > 0:
-                nr = near[y]
+            nr = near[y]
+            if y > 0 and w > 1:
+                pr = out[z, y - 1]
+                t[0] = (min(min(edge, pr[0]), min(pr[1], nr[0])) + ONE) * np.int32(row_m[0] != 0)
+                for x in range(1, w - 1):
+                    t[x] = (min(min(pr[x - 1], pr[x]), min(pr[x + 1], nr[x])) + ONE) * np.int32(row_m[x] != 0)
+                t[w - 1] = (min(min(pr[w - 2], pr[w - 1]), min(edge, nr[w - 1])) + ONE) * np.int32(row_m[w - 1] != 0)
+            else:
+                if y > 0:
+                    _min3_set(out[z, y - 1], t, edge)
+                else:
+                    t[:] = edge
                 for x in range(w):
                     t[x] = (min(t[x], nr[x]) + ONE) * np.int32(row_m[x] != 0)
-            else:
-                for x in range(w):
-                    t[x] = (min(t[x], edge_z) + ONE) * np.int32(row_m[x] != 0)
             _scan_left(t, out[z, y], edge)
     if edge >= INF and edge_z >= INF and out[d - 1, h - 1, w - 1] >= INF:
         out[:] = INF
@@ -159,19 +164,24 @@ def dt_image(m, out, edge, edge_z):
     for z in range(d - 1, -1, -1):
         if z < d - 1:
             _plane_min(out[z + 1], rows, near, edge)
+        else:
+            near[:] = edge_z
         for y in range(h - 1, -1, -1):
-            if y < h - 1:
-                _min3_set(out[z, y + 1], t, edge)
-            else:
-                t[:] = edge
             row_o = out[z, y]
-            if z < d - 1:
-                nr = near[y]
+            nr = near[y]
+            if y < h - 1 and w > 1:
+                nx = out[z, y + 1]
+                t[0] = min(min(min(edge, nx[0]), min(nx[1], nr[0])) + ONE, row_o[0])
+                for x in range(1, w - 1):
+                    t[x] = min(min(min(nx[x - 1], nx[x]), min(nx[x + 1], nr[x])) + ONE, row_o[x])
+                t[w - 1] = min(min(min(nx[w - 2], nx[w - 1]), min(edge, nr[w - 1])) + ONE, row_o[w - 1])
+            else:
+                if y < h - 1:
+                    _min3_set(out[z, y + 1], t, edge)
+                else:
+                    t[:] = edge
                 for x in range(w):
                     t[x] = min(min(t[x], nr[x]) + ONE, row_o[x])
-            else:
-                for x in range(w):
-                    t[x] = min(min(t[x], edge_z) + ONE, row_o[x])
             _scan_right(t, row_o, edge)
 
 
