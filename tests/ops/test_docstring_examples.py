@@ -1,0 +1,17 @@
+"""The runnable examples in the core ops' and size losses' docstrings run and print what they say."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["sizeseg.ops.distance", "sizeseg.ops.flip", "sizeseg.losses.size_loss",
+           "sizeseg.losses.exact", "sizeseg.losses.size_criteria"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
