@@ -296,6 +296,44 @@ def _box_radius(lo, hi, k, z, y, x):
 
 
 @njit(cache=True, nogil=True)
+def _fill_level_bounds(maxes, lo, hi, axis):
+    """For each level k: lo/hi[k, axis] = first/last index i with maxes[i] >= k."""
+    for i in range(maxes.shape[0]):
+        for k in range(1, maxes[i] + 1):
+            if hi[k, axis] < 0:
+                lo[k, axis] = i
+            hi[k, axis] = i
+
+
+@njit(cache=True, nogil=True)
+def _level_boxes(dist, big_m):
+    """Bounding boxes of the level sets S_k = {j: d_j >= k}, k = 1..M, as lo/hi (M + 2, 3).
+
+    From the per-plane, per-row and per-column maxima (vectorisable reductions), so no
+    read-modify-write on data-dependent addresses; levels above M stay empty (lo huge, hi -1).
+    """
+    d, h, w = dist.shape
+    col = np.zeros(w, np.int32)
+    rowmax = np.zeros(h, np.int32)
+    planemax = np.zeros(d, np.int32)
+    for z in range(d):
+        for y in range(h):
+            row = dist[z, y]
+            r = np.int32(0)
+            for x in range(w):
+                r = max(r, row[x])
+                col[x] = max(col[x], row[x])
+            rowmax[y] = max(rowmax[y], r)
+            planemax[z] = max(planemax[z], r)
+    lo = np.full((big_m + 2, 3), np.int64(1) << 40)
+    hi = np.full((big_m + 2, 3), np.int64(-1))
+    _fill_level_bounds(planemax, lo, hi, 0)
+    _fill_level_bounds(rowmax, lo, hi, 1)
+    _fill_level_bounds(col, lo, hi, 2)
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
 def _shrink_foreground_flips(dist, flat_out, big_m):
     """Sizes after turning each foreground pixel i into background.
 
@@ -304,39 +342,25 @@ def _shrink_foreground_flips(dist, flat_out, big_m):
     becomes easier as k grows, so a binary search over k on the level-set boxes answers each pixel.
     """
     d, h, w = dist.shape
-    lo = np.full((big_m + 2, 3), np.int64(1) << 40)
-    hi = np.full((big_m + 2, 3), np.int64(-1))
-    for z in range(d):
-        for y in range(h):
-            for x in range(w):
-                v = dist[z, y, x]
-                if v > 0:
-                    lo[v, 0] = min(lo[v, 0], z)
-                    hi[v, 0] = max(hi[v, 0], z)
-                    lo[v, 1] = min(lo[v, 1], y)
-                    hi[v, 1] = max(hi[v, 1], y)
-                    lo[v, 2] = min(lo[v, 2], x)
-                    hi[v, 2] = max(hi[v, 2], x)
-    for v in range(big_m - 1, 0, -1):
-        for a in range(3):
-            lo[v, a] = min(lo[v, a], lo[v + 1, a])
-            hi[v, a] = max(hi[v, a], hi[v + 1, a])
-    i = 0
-    for z in range(d):
-        for y in range(h):
-            for x in range(w):
-                # contained(k): the cube of radius k - 1 around (z, y, x) holds S_k's box.
-                if dist[z, y, x] > 0 and _box_radius(lo, hi, big_m, z, y, x) <= big_m - 1:
+    lo, hi = _level_boxes(dist, big_m)
+    # Only pixels whose cube of radius M - 1 holds the box of S_M can change: a sub-box of rows
+    # and columns, found once; elsewhere the size stays 2M.
+    r = big_m - 1
+    for z in range(max(0, hi[big_m, 0] - r), min(d - 1, lo[big_m, 0] + r) + 1):
+        for y in range(max(0, hi[big_m, 1] - r), min(h - 1, lo[big_m, 1] + r) + 1):
+            for x in range(max(0, hi[big_m, 2] - r), min(w - 1, lo[big_m, 2] + r) + 1):
+                if dist[z, y, x] > 0:
+                    # contained(k): the cube of radius k - 1 around (z, y, x) holds S_k's box;
+                    # it holds at k = M here and only gets easier as k grows.
                     lo_k = 1
-                    hi_k = big_m  # contained(M) holds (checked above)
+                    hi_k = big_m
                     while lo_k < hi_k:
                         k = (lo_k + hi_k) // 2
                         if _box_radius(lo, hi, k, z, y, x) <= k - 1:
                             hi_k = k
                         else:
                             lo_k = k + 1
-                    flat_out[i] = 2 * (lo_k - 1)
-                i += 1
+                    flat_out[(z * h + y) * w + x] = 2 * (lo_k - 1)
 
 
 @njit(cache=True, nogil=True)
