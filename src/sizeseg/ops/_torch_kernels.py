@@ -73,11 +73,23 @@ def _axis_minmax(values: torch.Tensor, dim: int, open_border: bool, cap: int) ->
     return lo.to(torch.int32).reshape(x.shape).movedim(-1, dim)
 
 
+def _row_distance(fg: torch.Tensor, open_border: bool, cap: int) -> torch.Tensor:
+    """Distance to the nearest background pixel in the same row (the first axis pass, cheaply):
+    the index of the last background pixel to the left is a running maximum, the next one to the
+    right a running minimum. Missing ones count as ``cap`` (open) or the border at -1 / W."""
+    w = fg.shape[-1]
+    x = torch.arange(w, device=fg.device, dtype=torch.int32).expand(fg.shape)
+    far = -cap if open_border else -1
+    left = torch.where(fg, far, x).cummax(dim=-1).values
+    right = torch.where(fg, w - 1 - far, x).flip(-1).cummin(dim=-1).values.flip(-1)
+    return torch.minimum(x - left, right - x).clamp(max=cap).to(torch.int32)
+
+
 def dt_torch(fg: torch.Tensor, open_border: bool, is3d: bool) -> torch.Tensor:
     """Chebyshev distance transform of a bool batch (N, D, H, W) -> int32, same shape."""
     cap = _cap(tuple(fg.shape[1:]))
-    dist = torch.where(fg, cap, 0).to(torch.int32)
-    for dim in ((3, 2, 1) if is3d else (3, 2)):
+    dist = _row_distance(fg, open_border, cap)
+    for dim in ((2, 1) if is3d else (2,)):
         dist = _axis_minmax(dist, dim, open_border, cap)
     if open_border:
         dist = torch.where(dist >= cap, torch.full_like(dist, NO_BACKGROUND), dist)
