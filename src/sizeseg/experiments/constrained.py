@@ -448,7 +448,7 @@ def plot_curves(path: Path, table1: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     for r in table1:
         curve = r.get("curve") or []
         ax.plot(range(1, len(curve) + 1), curve, label=r["label"], marker="." if len(curve) < 30 else None)
@@ -456,7 +456,8 @@ def plot_curves(path: Path, table1: list[dict]) -> None:
     ax.set_ylabel("validation DSC (per slice)")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
