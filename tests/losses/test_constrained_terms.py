@@ -82,14 +82,18 @@ def test_term_gradients_reach_the_logits(batch):
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
-def test_log_barrier_schedule_raises_t():
+def test_log_barrier_schedule_follows_the_epoch():
     class FakeModule:
         loss_terms = [LogBarrierTerm(t=5.0, t_factor=1.1), PartialCETerm()]
 
+    class FakeTrainer:
+        current_epoch = 0
+
     schedule = LogBarrierSchedule()
-    for _ in range(3):
-        schedule.on_train_epoch_end(None, FakeModule)
-    assert FakeModule.loss_terms[0].t == pytest.approx(5.0 * 1.1**3)
+    for epoch in (0, 3, 7):  # e.g. resumed at epoch 7
+        FakeTrainer.current_epoch = epoch
+        schedule.on_train_epoch_start(FakeTrainer, FakeModule)
+        assert FakeModule.loss_terms[0].t == pytest.approx(5.0 * 1.1**epoch)
 
 
 def test_bad_batch_bounds_and_weights(batch):

@@ -82,12 +82,14 @@ class SizePenaltyTerm(_Term):
 
 
 class LogBarrierTerm(_Term):
-    """Log-barrier extension of the bounds; ``t`` starts at ``t`` and is multiplied by ``t_factor``
-    by :class:`LogBarrierSchedule` at the end of every training epoch.
+    """Log-barrier extension of the bounds with ``t = t0 * t_factor ** epoch``.
+
+    :class:`LogBarrierSchedule` calls :meth:`set_epoch` at the start of every training epoch,
+    so ``t`` follows the epoch counter (also after resuming from a checkpoint).
 
     Example:
         >>> term = LogBarrierTerm(t=5.0)
-        >>> term.step_t(); round(term.t, 2)
+        >>> term.set_epoch(1); round(term.t, 2)
         5.5
     """
 
@@ -95,10 +97,10 @@ class LogBarrierTerm(_Term):
         super().__init__(weight, name)
         if not t > 0 or not t_factor >= 1:
             raise ValueError(f"t and t_factor: expected t > 0 and t_factor >= 1, got {t!r}, {t_factor!r}")
-        self.t, self.t_factor = float(t), float(t_factor)
+        self.t0, self.t, self.t_factor = float(t), float(t), float(t_factor)
 
-    def step_t(self) -> None:
-        self.t *= self.t_factor
+    def set_epoch(self, epoch: int) -> None:
+        self.t = self.t0 * self.t_factor ** int(epoch)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
         probs = probabilities(logits)
@@ -106,12 +108,12 @@ class LogBarrierTerm(_Term):
 
 
 class LogBarrierSchedule(pl.Callback):
-    """Raise ``t`` of every :class:`LogBarrierTerm` of the module at the end of each training epoch."""
+    """Set ``t`` of every :class:`LogBarrierTerm` of the module from the epoch, at each epoch start."""
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for term in getattr(pl_module, "loss_terms", []):
             if isinstance(term, LogBarrierTerm):
-                term.step_t()
+                term.set_epoch(trainer.current_epoch)
 
 
 class ProposalTerm(_Term):
