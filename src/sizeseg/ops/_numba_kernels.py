@@ -43,24 +43,6 @@ def _min3_set(src, t, edge):
 
 
 @njit(cache=True, nogil=True)
-def _plane_min(src, rows, dst, edge):
-    """dst[y, x] = min of src over the 3 x 3 window around (y, x), ``edge`` outside (separable)."""
-    h = src.shape[0]
-    for y in range(h):
-        _min3_set(src[y], rows[y], edge)
-    for y in range(h):
-        above = rows[y - 1] if y > 0 else rows[y]
-        below = rows[y + 1] if y < h - 1 else rows[y]
-        cur = rows[y]
-        out = dst[y]
-        for x in range(cur.shape[0]):
-            out[x] = min(min(above[x], cur[x]), below[x])
-        if y == 0 or y == h - 1:
-            for x in range(cur.shape[0]):
-                out[x] = min(out[x], edge)
-
-
-@njit(cache=True, nogil=True)
 def _scan_left(t, row, edge):
     """Forward in-row step: row[x] = min(t[x], row[x-1] + 1), left to right."""
     left = edge
@@ -120,9 +102,10 @@ def dt_image(m, out, edge, edge_z):
     """Chebyshev distance transform of one (D, H, W) uint8 mask into ``out`` (int32).
 
     Images (D = 1 without depth neighbours) take the plane kernel. Volumes: each row first
-    gathers, in vectorisable loops, the minimum over its already-final neighbours in the rows
-    before it, plus one, zeroed on background; a short sequential scan ``v = min(t[x], v + 1)``
-    then adds the in-row neighbour.
+    gathers, in one vectorisable loop, the minimum over its already-final neighbours, plus one,
+    zeroed on background; a short sequential scan ``v = min(t[x], v + 1)`` then adds the in-row
+    neighbour. The neighbours come from the horizontal 3-minima of finished rows, each taken once
+    right after its row is done (this plane's rows and the plane before's).
     Without any background pixel and with open borders every entry is set to ``INF``
     (= NO_BACKGROUND): the forward scan reaches the last pixel from any background pixel, so
     that pixel's value tells whether there is one.
@@ -134,55 +117,48 @@ def dt_image(m, out, edge, edge_z):
             out[:] = INF
         return
     t = np.empty(w, np.int32)
-    rows = np.empty((h, w), np.int32)
-    near = np.empty((h, w), np.int32)  # 3 x 3 minimum of the neighbouring plane
+    # Horizontal 3-minima of finished rows: of this plane (cur) and of the plane before (prev).
+    cur = np.empty((h, w), np.int32)
+    prev = np.empty((h, w), np.int32)
+    edge_row = np.full(w, edge, np.int32)
+    edge_z_row = np.full(w, edge_z, np.int32)
     for z in range(d):
-        if z > 0:
-            _plane_min(out[z - 1], rows, near, edge)
-        else:
-            near[:] = edge_z
         for y in range(h):
-            row_m = m[z, y]
-            nr = near[y]
-            if y > 0 and w > 1:
-                pr = out[z, y - 1]
-                t[0] = (min(min(edge, pr[0]), min(pr[1], nr[0])) + ONE) * np.int32(row_m[0] != 0)
-                for x in range(1, w - 1):
-                    t[x] = (min(min(pr[x - 1], pr[x]), min(pr[x + 1], nr[x])) + ONE) * np.int32(row_m[x] != 0)
-                t[w - 1] = (min(min(pr[w - 2], pr[w - 1]), min(edge, nr[w - 1])) + ONE) * np.int32(row_m[w - 1] != 0)
+            a = cur[y - 1] if y > 0 else edge_row
+            if z > 0:
+                p0 = prev[y - 1] if y > 0 else edge_row
+                p1 = prev[y]
+                p2 = prev[y + 1] if y < h - 1 else edge_row
             else:
-                if y > 0:
-                    _min3_set(out[z, y - 1], t, edge)
-                else:
-                    t[:] = edge
-                for x in range(w):
-                    t[x] = (min(t[x], nr[x]) + ONE) * np.int32(row_m[x] != 0)
+                p0 = edge_z_row
+                p1 = edge_z_row
+                p2 = edge_z_row
+            row_m = m[z, y]
+            for x in range(w):
+                t[x] = (min(min(a[x], p0[x]), min(p1[x], p2[x])) + ONE) * np.int32(row_m[x] != 0)
             _scan_left(t, out[z, y], edge)
+            _min3_set(out[z, y], cur[y], edge)
+        cur, prev = prev, cur
     if edge >= INF and edge_z >= INF and out[d - 1, h - 1, w - 1] >= INF:
         out[:] = INF
         return
     for z in range(d - 1, -1, -1):
-        if z < d - 1:
-            _plane_min(out[z + 1], rows, near, edge)
-        else:
-            near[:] = edge_z
         for y in range(h - 1, -1, -1):
-            row_o = out[z, y]
-            nr = near[y]
-            if y < h - 1 and w > 1:
-                nx = out[z, y + 1]
-                t[0] = min(min(min(edge, nx[0]), min(nx[1], nr[0])) + ONE, row_o[0])
-                for x in range(1, w - 1):
-                    t[x] = min(min(min(nx[x - 1], nx[x]), min(nx[x + 1], nr[x])) + ONE, row_o[x])
-                t[w - 1] = min(min(min(nx[w - 2], nx[w - 1]), min(edge, nr[w - 1])) + ONE, row_o[w - 1])
+            a = cur[y + 1] if y < h - 1 else edge_row
+            if z < d - 1:
+                p0 = prev[y - 1] if y > 0 else edge_row
+                p1 = prev[y]
+                p2 = prev[y + 1] if y < h - 1 else edge_row
             else:
-                if y < h - 1:
-                    _min3_set(out[z, y + 1], t, edge)
-                else:
-                    t[:] = edge
-                for x in range(w):
-                    t[x] = min(min(t[x], nr[x]) + ONE, row_o[x])
+                p0 = edge_z_row
+                p1 = edge_z_row
+                p2 = edge_z_row
+            row_o = out[z, y]
+            for x in range(w):
+                t[x] = min(min(min(a[x], p0[x]), min(p1[x], p2[x])) + ONE, row_o[x])
             _scan_right(t, row_o, edge)
+            _min3_set(row_o, cur[y], edge)
+        cur, prev = prev, cur
 
 
 @njit(cache=True, nogil=True)
