@@ -389,8 +389,9 @@ def flip_batch_serial(m, out, sizes, edge, edge_z, is3d):
         sizes[n] = _flip_item(m[n], out[n], edge, edge_z, is3d)
 
 
-# Below this many voxels per batch, handing work to other threads costs more than it saves.
-PARALLEL_MIN_VOXELS = 1 << 16
+# Below this many voxels per batch (~1-3 ms of work), handing work to other threads costs more
+# than it saves: on a busy machine a woken thread may wait milliseconds for a core.
+PARALLEL_MIN_VOXELS = 1 << 20
 _POOL: list = []  # [executor, pid of the process that made it]
 
 
