@@ -75,3 +75,23 @@ def test_module_and_public_name():
     assert torch.equal(FlipSizes(border="background")(m), flip_sizes(m, border="background"))
     with pytest.raises(TypeError, match="mask"):
         flip_sizes([[1.0]])
+
+
+def test_thread_pool_path_matches_serial(monkeypatch):
+    """Large batches run on the kernel thread pool; force it on a small batch and compare."""
+    import numba
+
+    from sizeseg.ops import _numba_kernels as nk
+    from sizeseg.ops import distance_transform
+
+    rng = np.random.default_rng(8)
+    masks = rng.random((5, 2, 12, 9)) < 0.85
+    serial = (distance_transform(masks), object_size(masks, border="background"),
+              flip_sizes(masks, border="background"))
+    monkeypatch.setattr(nk, "PARALLEL_MIN_VOXELS", 0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 3)  # uneven chunks over 10 images
+    pooled = (distance_transform(masks), object_size(masks, border="background"),
+              flip_sizes(masks, border="background"))
+    assert nk._POOL and nk._POOL[0]._max_workers == 3  # the pool did run
+    for a, b in zip(serial, pooled):
+        np.testing.assert_array_equal(a, b)
