@@ -64,37 +64,53 @@ def _scan_right(t, row, edge):
 
 @njit(cache=True, nogil=True)
 def _dt_plane(m, o, edge):
-    """2D transform of one (H, W) plane: per row one vectorisable loop over the row before it
-    (minimum of the three neighbours, plus one, zeroed on background) and one short scan."""
+    """2D transform of one (H, W) plane, one loop per row and pass.
+
+    The scan along a row, ``v = min(t[x], v + 1)``, is bound by its loop-carried latency; the
+    spare issue slots compute, from the last three finished values (kept in registers), the
+    next row's ``t`` (1 + the minimum of its three neighbours in this row, zeroed on background
+    in the forward pass, capped by the forward value in the backward pass).
+    """
     h, w = m.shape
     t = np.empty(w, np.int32)
+    tn = np.empty(w, np.int32)
+    mr = m[0]
+    for x in range(w):
+        t[x] = (edge + ONE) * np.int32(mr[x] != 0)
     for y in range(h):
-        mr = m[y]
-        orow = o[y]
-        if y == 0:
-            for x in range(w):
-                t[x] = (edge + ONE) * np.int32(mr[x] != 0)
-        else:
-            pr = o[y - 1]
-            t[0] = (min(min(edge, pr[0]), pr[1] if w > 1 else edge) + ONE) * np.int32(mr[0] != 0)
-            for x in range(1, w - 1):
-                t[x] = (min(min(pr[x - 1], pr[x]), pr[x + 1]) + ONE) * np.int32(mr[x] != 0)
-            if w > 1:
-                t[w - 1] = (min(min(pr[w - 2], pr[w - 1]), edge) + ONE) * np.int32(mr[w - 1] != 0)
-        _scan_left(t, orow, edge)
+        row = o[y]
+        mn = m[y + 1] if y < h - 1 else m[y]  # the last row's "next" is never used
+        left = min(t[0], edge + ONE)
+        row[0] = left
+        a = edge
+        b = left
+        for x in range(1, w):
+            left = min(t[x], left + ONE)
+            row[x] = left
+            tn[x - 1] = (min(min(a, b), left) + ONE) * np.int32(mn[x - 1] != 0)
+            a = b
+            b = left
+        tn[w - 1] = (min(min(a, b), edge) + ONE) * np.int32(mn[w - 1] != 0)
+        t, tn = tn, t
+    last = o[h - 1]
+    for x in range(w):
+        t[x] = min(edge + ONE, last[x])
     for y in range(h - 1, -1, -1):
-        orow = o[y]
-        if y == h - 1:
-            for x in range(w):
-                t[x] = min(edge + ONE, orow[x])
-        else:
-            nr = o[y + 1]
-            t[0] = min(min(min(edge, nr[0]), nr[1] if w > 1 else edge) + ONE, orow[0])
-            for x in range(1, w - 1):
-                t[x] = min(min(min(nr[x - 1], nr[x]), nr[x + 1]) + ONE, orow[x])
-            if w > 1:
-                t[w - 1] = min(min(min(nr[w - 2], nr[w - 1]), edge) + ONE, orow[w - 1])
-        _scan_right(t, orow, edge)
+        row = o[y]
+        fwd = o[y - 1] if y > 0 else o[y]  # the row above, still holding forward values
+        right = min(t[w - 1], edge + ONE)
+        row[w - 1] = right
+        a = edge
+        b = right
+        for xi in range(1, w):
+            x = w - 1 - xi
+            right = min(t[x], right + ONE)
+            row[x] = right
+            tn[x + 1] = min(min(min(a, b), right) + ONE, fwd[x + 1])
+            a = b
+            b = right
+        tn[0] = min(min(min(a, b), edge) + ONE, fwd[0])
+        t, tn = tn, t
 
 
 @njit(cache=True, nogil=True)
