@@ -45,7 +45,7 @@ def test_pretrain_evaluate_predict(tmp_path, capsys):
     data = tiny_data(24)
     save_prepared(data, tmp_path / "prep")
     run = tmp_path / "run"
-    assert main(["pretrain", "--data", str(tmp_path / "prep"), "--out", str(run), "--model", "unet-small",
+    assert main(["pretrain", "--data", str(tmp_path / "prep"), "--out", str(run), "--model", "unet-tiny",
                  "--epochs", "1", "--batch-size", "4", "--m", "6"]) == 0
     ckpt = run / "checkpoints" / "best.ckpt"
     assert ckpt.is_file() and (run / "metrics.csv").is_file()
@@ -62,7 +62,7 @@ def test_pretrain_evaluate_predict(tmp_path, capsys):
 
     for row in rows:
         mask = np.asarray(Image.open(tmp_path / "pred" / row["file"])) > 0
-        assert mask.shape == (16, 16)
+        assert mask.shape == (32, 32)
         assert float(row["predicted_size"]) == reference_size(mask)  # the CSV agrees with the written mask
     assert not list((tmp_path / "pred").rglob("*.part"))
     assert main(["predict", "--checkpoint", str(ckpt), "--data", str(tmp_path / "prep"), "--split", "val",
@@ -70,7 +70,7 @@ def test_pretrain_evaluate_predict(tmp_path, capsys):
     import nibabel as nib
 
     first = sorted((tmp_path / "nii" / "masks").glob("*.nii.gz"))[0]
-    assert nib.load(first).shape == (16, 16)
+    assert nib.load(first).shape == (32, 32)
 
 
 def test_demo_smoke(tmp_path, capsys):
@@ -78,8 +78,8 @@ def test_demo_smoke(tmp_path, capsys):
 
     if size_loss_class() is None:
         pytest.skip("sizeseg.SizeLoss not available yet")
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--images", "40", "--masks", "4",
-                 "--pretrain-steps", "2", "--finetune-epochs", "1"])
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--images", "30", "--masks", "4",
+                 "--pretrain-steps", "1", "--finetune-epochs", "1", "--model", "unet-tiny"])
     assert code == 0
     out = capsys.readouterr().out
     assert "test IoU" in out and "after size fine-tuning" in out

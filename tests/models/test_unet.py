@@ -62,9 +62,23 @@ def test_unet_validates():
 
 def test_build_model_registry():
     for name in MODELS:
-        if name.startswith("unet"):
+        if name.startswith("unet") and name != "unet-tiny":
             net = build_model(name, in_channels=2, out_channels=1, spatial_dims=2)
             assert net.in_channels == 2
     assert build_model("unet-resnet34").backbone == "resnet34"
     with pytest.raises(ValueError, match="name: expected one of"):
         build_model("nope")
+
+
+def test_tiny_unet_pads_and_crops():
+    from sizeseg.models import TinyUNet
+
+    net = build_model("unet-tiny", in_channels=2)
+    assert isinstance(net, TinyUNet)
+    x = torch.randn(2, 2, 45, 30)
+    y = net(x)
+    assert y.shape == (2, 1, 45, 30)
+    padded, crop = pad_to_multiple(x, 16)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), net.net(padded)[crop])
+    assert sum(p.numel() for p in net.parameters()) < 200_000

@@ -27,7 +27,7 @@ def main(out: Path) -> None:
     torch.set_num_threads(1)
     pl.seed_everything(0, verbose=False)
     data = tiny_data(24)
-    spec = {"name": "unet-small", "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
+    spec = {"name": "unet-tiny", "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
     has_size_loss = size_loss_class() is not None
     terms = [BCETerm()] + ([SizeTerm(n_samples=1)] if has_size_loss else [])
     module = SegmentationModule(build_model(**spec), terms, lr=1e-3, model_spec=spec)

@@ -15,7 +15,7 @@ def reference_size(mask: np.ndarray) -> float:
     return 2.0 * float(ndimage.distance_transform_cdt(np.pad(mask, 1), metric="chessboard").max())
 
 
-def tiny_data(n: int = 24, shape=(16, 16), seed: int = 0, splits=None) -> PreparedData:
+def tiny_data(n: int = 24, shape=(32, 32), seed: int = 0, splits=None) -> PreparedData:
     """``n`` images with one bright rectangle each; splits 50 % train, 25 % val, 25 % test."""
     rng = np.random.default_rng(seed)
     h, w = shape

@@ -15,6 +15,8 @@ MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "unet-resnet34": ("sizeseg.models.unet", "UNet", {"backbone": "resnet34"}),
     # Narrow decoder: same encoder, about 3x cheaper decoder; for CPU runs and tests.
     "unet-small": ("sizeseg.models.unet", "UNet", {"backbone": "resnet18", "decoder_channels": (64, 32, 16, 16, 8)}),
+    # A narrow plain U-Net (~0.1 M parameters): tests, the quick demo.
+    "unet-tiny": ("sizeseg.models.unet", "TinyUNet", {}),
     "enet": ("sizeseg.models.enet", "ENet", {}),
 }
 

@@ -120,3 +120,38 @@ class UNet(nn.Module):
             )
         padded, crop = pad_to_multiple(x, self.multiple)
         return self.net(padded)[crop]
+
+
+class TinyUNet(nn.Module):
+    r"""A narrow U-Net (MONAI ``BasicUNet``, about 0.1 M parameters) for tests and quick CPU demos.
+
+    Four downsamplings, so inputs are zero-padded to a multiple of 16 and the logits cropped back.
+
+    Args:
+        in_channels, out_channels, spatial_dims: as for :class:`UNet`.
+        features: the six ``BasicUNet`` widths (four encoder levels, bottleneck, last decoder).
+
+    Example:
+        >>> TinyUNet(1, 1)(torch.randn(2, 1, 48, 30)).shape
+        torch.Size([2, 1, 48, 30])
+    """
+
+    multiple: int = 16
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, spatial_dims: int = 2,
+                 features: tuple[int, ...] = (8, 8, 16, 32, 64, 8)) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims!r}")
+        if len(features) != 6:
+            raise ValueError(f"features: expected 6 widths, got {tuple(features)!r}")
+        from monai.networks.nets import BasicUNet
+
+        self.in_channels, self.out_channels, self.spatial_dims = in_channels, out_channels, spatial_dims
+        self.net = BasicUNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
+                             features=tuple(int(f) for f in features))
+
+    forward = UNet.forward
