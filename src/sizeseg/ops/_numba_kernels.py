@@ -30,36 +30,40 @@ ONE = np.int32(1)
 
 
 @njit(cache=True, nogil=True)
-def _min3_set(src, t, edge):
-    """t[x] = min(src[x-1], src[x], src[x+1]) with ``edge`` outside the row."""
+def _scan_left(t, row, row_min3, edge):
+    """Forward in-row step row[x] = min(t[x], row[x-1] + 1), left to right; also writes the
+    finished row's horizontal 3-minimum into ``row_min3`` from registers (free: the scan is
+    latency-bound)."""
     w = t.shape[0]
-    if w == 1:
-        t[0] = min(src[0], edge)
-        return
-    t[0] = min(edge, min(src[0], src[1]))
-    for x in range(1, w - 1):
-        t[x] = min(src[x - 1], min(src[x], src[x + 1]))
-    t[w - 1] = min(src[w - 2], min(src[w - 1], edge))
-
-
-@njit(cache=True, nogil=True)
-def _scan_left(t, row, edge):
-    """Forward in-row step: row[x] = min(t[x], row[x-1] + 1), left to right."""
-    left = edge
-    for x in range(t.shape[0]):
+    left = min(t[0], edge + ONE)
+    row[0] = left
+    a = edge
+    b = left
+    for x in range(1, w):
         left = min(t[x], left + ONE)
         row[x] = left
+        row_min3[x - 1] = min(min(a, b), left)
+        a = b
+        b = left
+    row_min3[w - 1] = min(min(a, b), edge)
 
 
 @njit(cache=True, nogil=True)
-def _scan_right(t, row, edge):
-    """Backward in-row step: row[x] = min(t[x], row[x+1] + 1), right to left."""
+def _scan_right(t, row, row_min3, edge):
+    """Backward in-row step row[x] = min(t[x], row[x+1] + 1), right to left, with the 3-minimum."""
     w = t.shape[0]
-    right = edge
-    for xi in range(w):
+    right = min(t[w - 1], edge + ONE)
+    row[w - 1] = right
+    a = edge
+    b = right
+    for xi in range(1, w):
         x = w - 1 - xi
         right = min(t[x], right + ONE)
         row[x] = right
+        row_min3[x + 1] = min(min(a, b), right)
+        a = b
+        b = right
+    row_min3[0] = min(min(a, b), edge)
 
 
 @njit(cache=True, nogil=True)
@@ -152,8 +156,7 @@ def dt_image(m, out, edge, edge_z):
             row_m = m[z, y]
             for x in range(w):
                 t[x] = (min(min(a[x], p0[x]), min(p1[x], p2[x])) + ONE) * np.int32(row_m[x] != 0)
-            _scan_left(t, out[z, y], edge)
-            _min3_set(out[z, y], cur[y], edge)
+            _scan_left(t, out[z, y], cur[y], edge)
         cur, prev = prev, cur
     if edge >= INF and edge_z >= INF and out[d - 1, h - 1, w - 1] >= INF:
         out[:] = INF
@@ -172,8 +175,7 @@ def dt_image(m, out, edge, edge_z):
             row_o = out[z, y]
             for x in range(w):
                 t[x] = min(min(min(a[x], p0[x]), min(p1[x], p2[x])) + ONE, row_o[x])
-            _scan_right(t, row_o, edge)
-            _min3_set(row_o, cur[y], edge)
+            _scan_right(t, row_o, cur[y], edge)
         cur, prev = prev, cur
 
 
