@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     start_val = evaluate_model(before_model, data.split("val"))
     mode = "mixed" if args.mixed else "finetune"
     print(f"demo: fine-tuning on the sizes of {n_train} images ({mode}, n = {args.n_samples}) ...", flush=True)
-    fine_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-3, m=args.masks, seed=args.seed, patience=0,
+    fine_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-4, m=args.masks, seed=args.seed, patience=0,
                            max_epochs=args.finetune_epochs, n_samples=args.n_samples)
     fine = train(mode, data, out / "finetune", fine_cfg, init=pre.best, resume=False, progress_bar=args.progress)
     after_model = load_model(fine.best)

@@ -13,7 +13,7 @@ from pathlib import Path
 TRAIN_FLAGS = {
     "--model": ("model", str, "network name (unet, unet-resnet34, unet-small, ...)"),
     "--epochs": ("max_epochs", int, "maximum epochs"),
-    "--lr": ("lr", float, "Adam learning rate"),
+    "--lr": ("lr", float, "Adam learning rate (default 1e-3; about 1e-4 suits size fine-tuning)"),
     "--lr-step": ("lr_step", int, "multiply the learning rate by --lr-gamma every this many epochs (0: constant)"),
     "--lr-gamma": ("lr_gamma", float, "the step schedule's factor"),
     "--batch-size": ("batch_size", int, "images per batch"),

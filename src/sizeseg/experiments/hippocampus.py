@@ -49,6 +49,7 @@ class Profile:
     samples_m: int = 85
     samples_epochs: int = 6
     mask_fraction: float = 0.5
+    finetune_lr: float = 1e-4  # 1e-3 (the pre-training rate) wrecked the IoU within one epoch on hippocampus
     keep_checkpoints: bool = False
 
 
@@ -89,7 +90,7 @@ def _pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
 def _finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int = 1, epochs: int | None = None):
     from sizeseg.training import TrainConfig
 
-    return TrainConfig(model=profile.model, lr=profile.lr, batch_size=profile.batch_size,
+    return TrainConfig(model=profile.model, lr=profile.finetune_lr, batch_size=profile.batch_size,
                        max_epochs=epochs or profile.finetune_epochs, patience=profile.finetune_patience,
                        m=m, seed=seed, n_samples=n_samples, limit_train_batches=profile.finetune_batches,
                        mask_fraction=profile.mask_fraction)
@@ -236,6 +237,7 @@ def report_samples(out: Path, profile: Profile, command: str) -> str:
     ax_iou.set(xlabel="fine-tuning epoch", ylabel="validation IoU", title="IoU over epochs (cf. paper Fig. 6)")
     ax_e.legend()
     sized = [t for t in timing if t["n"] != ""]
+    used = sorted({json.loads(f.read_text())["config"]["lr"] for f in base.glob("n*/done.json")})
     ax_t.plot([t["n"] for t in sized], [t["relative"] for t in sized], marker="o", label="ours")
     ax_t.axhline(1.0, color="grey", ls="--", label="supervised epoch")
     ax_t.axhline(10.0, color="red", ls=":", label="paper, n = 1 (≈10×)")
@@ -248,7 +250,8 @@ def report_samples(out: Path, profile: Profile, command: str) -> str:
         f"Command: `{command}`", "",
         f"Start: one network ({profile.model}) pre-trained on {profile.samples_m} masked training images "
         f"(validation E {start['E']:.4g}, IoU {start['IoU']:.4g}); size fine-tuning on every training size, "
-        f"{profile.finetune_batches or 'all'} batches of {profile.batch_size} per epoch, up to {profile.samples_epochs} epochs. "
+        f"{profile.finetune_batches or 'all'} batches of {profile.batch_size} per epoch, up to {profile.samples_epochs} epochs, "
+        f"Adam lr {', '.join(f'{v:g}' for v in used)}. "
         "Epoch time: median over epochs after the first, training batches only, on a shared 2-core CPU.", "",
         markdown_table(timing, ["method", "n", "epoch_s", "relative", "best_val_E", "val_IoU_at_best_E"],
                        ["method", "n", "epoch (s)", "× supervised", "best val E", "val IoU at best E"]), "",
@@ -312,8 +315,8 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     text = "\n".join([
         f"# Experiment 2: pre-training impact (profile `{profile.name}`)", "",
         f"Command: `{command}`", "",
-        f"Network {profile.model}, Adam lr {profile.lr}, batch {profile.batch_size}. Pre-training: BCE (eq. 6) with flips on m "
-        f"masked training images, up to {profile.pretrain_steps} steps, best validation IoU kept. Fine-tuning from it on the "
+        f"Network {profile.model}, Adam, batch {profile.batch_size}. Pre-training (lr {profile.lr}): BCE (eq. 6) with flips on m "
+        f"masked training images, up to {profile.pretrain_steps} steps, best validation IoU kept. Fine-tuning (lr {profile.finetune_lr}) from it on the "
         f"sizes of the whole training split: SizeLoss n = 1 ('size fine-tuned'), and SizeLoss + BCE on the same m masks "
         f"('mixed', masked images ≈ {profile.mask_fraction:.0%} of each batch); up to {profile.finetune_epochs} epochs of "
         f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule). Test IoU, mean ± sd over seeds; "
