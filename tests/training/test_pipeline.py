@@ -70,3 +70,13 @@ def test_pretrain_then_finetune_and_mixed_two_epochs(tmp_path):
         assert max(int(r["epoch"]) for r in rows) == 1
         assert float([r for r in rows if r.get("epoch_time")][-1]["epoch_time"]) > 0
         assert np.isfinite(evaluate_model(load_model(run.best), data.split("test"))["E"])
+
+
+def test_small_training_sets_are_repeated_to_epoch_items():
+    ds = mode_dataset(tiny_data(40).split("train"), "pretrain", m=5)
+    dm = SegmentationDataModule(ds, batch_size=4, epoch_items=18)
+    ids = [i for b in dm.train_dataloader() for i in b["id"]]
+    assert len(ids) == 20  # 4 passes of 5 items, in batches of 4 (drop_last)
+    assert all(ids.count(i) == 4 for i in set(ids)) and len(set(ids)) == 5
+    with pytest.raises(ValueError, match="epoch_items"):
+        SegmentationDataModule(ds, epoch_items=0)

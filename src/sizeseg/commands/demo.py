@@ -85,11 +85,9 @@ def run(args: argparse.Namespace) -> int:
     data = synthetic_data(args.images, seed=args.seed)
     test = data.split("test")
     n_train = int((data.splits == "train").sum())
-    per_epoch = max(1, min(args.masks, n_train) // 32)
-    val_every = max(1, 10 // per_epoch)
+    # Pre-training epochs of 10 batches (the few masked images repeated), validated after each.
     pre_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-3, m=args.masks, seed=args.seed, patience=0,
-                          max_epochs=max(val_every, -(-args.pretrain_steps // per_epoch // val_every) * val_every),
-                          val_every=val_every)
+                          max_epochs=max(1, -(-args.pretrain_steps // 10)), epoch_items=320)
     print(f"demo: {len(data)} synthetic images ({n_train} train); pre-training on {args.masks} masks ...", flush=True)
     pre = train("pretrain", data, out / "pretrain", pre_cfg, resume=False, progress_bar=args.progress)
     before_model = load_model(pre.best)

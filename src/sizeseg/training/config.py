@@ -26,6 +26,7 @@ class TrainConfig:
         seed: seed of the subset choice, the weights' initialisation and the batch order.
         limit_train_batches: train batches per epoch (None: all); for quick runs.
         val_every: validate (and checkpoint) every this many epochs.
+        epoch_items: repeat a smaller training set to about this many items per epoch (None: one pass).
         num_workers, accelerator, devices, strategy: loader and hardware settings.
     """
 
@@ -45,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     limit_train_batches: int | None = None
     val_every: int = 1
+    epoch_items: int | None = None
     num_workers: int = 0
     accelerator: str = "cpu"
     devices: int = 1
@@ -64,7 +66,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
@@ -101,7 +103,7 @@ class TrainConfig:
 
 def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     if value is None:
-        if key in ("m", "limit_train_batches"):
+        if key in ("m", "limit_train_batches", "epoch_items"):
             return None
         raise ValueError(f"{source}: key {key!r} needs a value, got null")
     expected = type(default) if default is not None else int

@@ -9,7 +9,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 TRAINING_MODES = ("pretrain", "finetune", "mixed")
 
@@ -52,6 +52,28 @@ def eval_dataset(data) -> Dataset:
     return SegmentationDataset(data, masked=None, sizes="all")
 
 
+class RepeatSampler(Sampler):
+    """Concatenated random permutations of ``range(n)``: ``repeats`` passes over a small set per epoch.
+
+    A training set of a few images (pre-training on m = 10 masks) then still makes epochs of
+    several batches, so per-epoch costs (validation, checkpoints, logging) stay small.
+
+    Example:
+        >>> sorted(RepeatSampler(3, 2, torch.Generator().manual_seed(0)))
+        [0, 0, 1, 1, 2, 2]
+    """
+
+    def __init__(self, n: int, repeats: int, generator: torch.Generator) -> None:
+        self.n, self.repeats, self.generator = n, repeats, generator
+
+    def __len__(self) -> int:
+        return self.n * self.repeats
+
+    def __iter__(self):
+        for _ in range(self.repeats):
+            yield from torch.randperm(self.n, generator=self.generator).tolist()
+
+
 class SegmentationDataModule(pl.LightningDataModule):
     """Loaders over datasets of batch dictionaries; in mixed runs masked items make ``mask_fraction`` of each epoch.
 
@@ -62,10 +84,13 @@ class SegmentationDataModule(pl.LightningDataModule):
             (``train.has_mask``) make this expected fraction of each epoch; else shuffled.
         num_workers: loader worker processes.
         seed: seed of the mixed-training sampler.
+        epoch_items: a smaller training set is repeated (in fresh random orders) to about this
+            many items per epoch (None: one pass).
     """
 
     def __init__(self, train: Dataset | None = None, val: Dataset | None = None, test: Dataset | None = None,
-                 batch_size: int = 32, mask_fraction: float | None = None, num_workers: int = 0, seed: int = 0) -> None:
+                 batch_size: int = 32, mask_fraction: float | None = None, num_workers: int = 0, seed: int = 0,
+                 epoch_items: int | None = None) -> None:
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
@@ -76,6 +101,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.mask_fraction = mask_fraction
         self.num_workers = num_workers
         self.seed = seed
+        if epoch_items is not None and (not isinstance(epoch_items, int) or epoch_items < 1):
+            raise ValueError(f"epoch_items: expected a positive int or None, got {epoch_items!r}")
+        self.epoch_items = epoch_items
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         dataset = self.sets[name]
@@ -90,9 +118,15 @@ class SegmentationDataModule(pl.LightningDataModule):
                 g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
                 sampler = WeightedRandomSampler(torch.from_numpy(weights), len(dataset), replacement=True, generator=g)
                 shuffle = False
+        size = len(dataset)
+        if name == "train" and sampler is None and self.epoch_items and len(dataset) < self.epoch_items:
+            repeats = -(-self.epoch_items // len(dataset))
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            sampler = RepeatSampler(len(dataset), repeats, torch.Generator().manual_seed(self.seed * 100003 + epoch))
+            shuffle, size = False, len(dataset) * repeats
         # drop_last: a last batch of one image would break batch normalisation.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
-                          num_workers=self.num_workers, drop_last=name == "train" and len(dataset) > self.batch_size)
+                          num_workers=self.num_workers, drop_last=name == "train" and size > self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

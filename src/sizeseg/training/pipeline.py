@@ -94,7 +94,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     )
     datamodule = SegmentationDataModule(
         train_set, val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
-        mask_fraction=cfg.mask_fraction if mode == "mixed" else None,
+        mask_fraction=cfg.mask_fraction if mode == "mixed" else None, epoch_items=cfg.epoch_items,
     )
     monitor, direction = MONITOR[mode]
     trainer = make_trainer(
