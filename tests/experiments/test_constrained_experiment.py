@@ -100,3 +100,11 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data"):
         args.func(args)
     assert not (tmp_path / "o").exists()
+
+
+def test_registered_in_the_sizeseg_cli():
+    from sizeseg.cli import build_parser
+
+    args = build_parser().parse_args(["experiment", "constrained", "--data", "d", "--out", "o", "--profile", "cpu",
+                                      "--methods", "full", "--epochs", "2"])
+    assert args.func is exp.run_command and args.profile == "cpu" and args.epochs == 2
