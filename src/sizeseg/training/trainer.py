@@ -56,14 +56,15 @@ def make_trainer(
         raise ValueError(f"patience: expected a positive int or None, got {patience!r}")
     out_dir = Path(out_dir)
     checkpoints = out_dir / "checkpoints"
-    callbacks: list[pl.Callback] = [
-        # "last" is its own callback: Lightning's save_last only writes when the best changed.
-        ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
-                        enable_version_counter=False, every_n_epochs=val_every),
-    ]
+    callbacks: list[pl.Callback] = []
     if monitor:
+        # "best" runs before "last": last.ckpt then stores the best score including this epoch,
+        # so a resumed run cannot let a worse epoch replace best.ckpt.
         callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode=mode,
                                          save_top_k=1, enable_version_counter=False, every_n_epochs=val_every))
+    # "last" is its own callback: Lightning's save_last only writes when the best changed.
+    callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
+                                     enable_version_counter=False, every_n_epochs=val_every))
     if monitor and patience:
         callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
     if progress_bar:
