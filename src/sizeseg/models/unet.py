@@ -51,6 +51,15 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, tuple(crop)
 
 
+def check_network_args(in_channels: int, out_channels: int, spatial_dims: int) -> None:
+    """Validate the arguments every network constructor shares; ValueError naming the argument."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims!r}")
+
+
 class UNet(nn.Module):
     r"""U-Net with a ResNet encoder and a mirroring decoder (MONAI ``FlexibleUNet``).
 
@@ -86,11 +95,7 @@ class UNet(nn.Module):
         decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims!r}")
+        check_network_args(in_channels, out_channels, spatial_dims)
         if backbone not in UNET_BACKBONES:
             raise ValueError(f"backbone: expected one of {UNET_BACKBONES}, got {backbone!r}")
         if len(decoder_channels) != 5 or any(int(c) < 1 for c in decoder_channels):
@@ -141,11 +146,7 @@ class TinyUNet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, spatial_dims: int = 2,
                  features: tuple[int, ...] = (8, 8, 16, 32, 64, 8)) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims: expected 2 or 3, got {spatial_dims!r}")
+        check_network_args(in_channels, out_channels, spatial_dims)
         if len(features) != 6:
             raise ValueError(f"features: expected 6 widths, got {tuple(features)!r}")
         from monai.networks.nets import BasicUNet
