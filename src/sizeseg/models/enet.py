@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sizeseg.models.unet import pad_to_multiple
+from sizeseg.models.unet import check_network_args, pad_to_multiple
 
 
 def _bn_prelu(channels: int) -> list[nn.Module]:
@@ -141,9 +141,9 @@ class ENet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 2, spatial_dims: int = 2,
                  widths: tuple[int, int, int] = (16, 64, 128), stage_repeats: int = 2) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("stage_repeats", stage_repeats)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_network_args(in_channels, out_channels, spatial_dims=2)  # ENet's own 2D check follows
+        if not isinstance(stage_repeats, int) or stage_repeats < 1:
+            raise ValueError(f"stage_repeats: expected a positive int, got {stage_repeats!r}")
         if spatial_dims != 2:
             raise ValueError(f"spatial_dims: ENet is 2D, expected 2, got {spatial_dims!r}")
         if len(widths) != 3 or not (in_channels < widths[0] <= widths[1] <= widths[2]):
