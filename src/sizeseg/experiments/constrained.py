@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from sizeseg.experiments.report import write_csv
 from sizeseg.io_utils import atomic_path, atomic_write_text
 
 PROFILES = ("quick", "cpu", "full")
@@ -384,15 +384,6 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
 
 
 # ------------------------------------------------------------------------ reports
-def _csv_text(rows: list[dict], keys: Sequence[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(keys), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.4f}" if isinstance(r.get(k), float) else r[k])) for k in keys})
-    return buf.getvalue()
-
-
 def _fmt(v, digits: int = 4) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
@@ -410,11 +401,11 @@ def ordering_holds(rows: list[dict], key: str = "dsc_slice") -> dict[str, bool]:
 
 def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[dict], command: str, info: dict) -> None:
     """``table1.csv``, ``table2.csv``, ``report.md`` and ``dsc_curves.png`` under ``out``."""
-    atomic_write_text(out / "table1.csv", _csv_text(table1, ["method", "label", "dsc_slice", "dsc_slice_lv", "dsc_volume",
-                                                              "last_epoch_dsc_slice", "best_epoch", "epochs",
-                                                              "train_seconds", "paper_dsc"]))
+    write_csv(out / "table1.csv", table1, ["method", "label", "dsc_slice", "dsc_slice_lv", "dsc_volume",
+                                           "last_epoch_dsc_slice", "best_epoch", "epochs", "train_seconds",
+                                           "paper_dsc"], float_format=".4f")
     if table2:
-        atomic_write_text(out / "table2.csv", _csv_text(table2, ["method", "label", "ms_per_image", "ratio_to_ce", "paper_ms"]))
+        write_csv(out / "table2.csv", table2, ["method", "label", "ms_per_image", "ratio_to_ce", "paper_ms"], float_format=".4f")
     lines = [f"# Constrained-CNN losses on ACDC (LV cavity) — profile `{profile.name}`", "",
              f"Command: `{command}`", "",
              "Profile: " + ", ".join(f"{k}={v}" for k, v in asdict(profile).items()), "",

@@ -12,8 +12,13 @@ from typing import Any, Iterable, Mapping, Sequence
 from sizeseg.io_utils import atomic_path, atomic_write_text
 
 
-def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
-    """Write ``rows`` as CSV (columns: ``columns`` or the union of the rows' keys in order), atomically."""
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
+              float_format: str | None = None) -> Path:
+    """Write ``rows`` as CSV (columns: ``columns`` or the union of the rows' keys in order), atomically.
+
+    Floats are written by :func:`fmt`, or with ``format(value, float_format)`` (e.g. ``".4f"``).
+    """
+    as_text = fmt if float_format is None else (lambda value: format(value, float_format))
     if columns is None:
         columns = []
         for row in rows:
@@ -22,7 +27,7 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequ
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: fmt(row.get(k, "")) if isinstance(row.get(k), float) else row.get(k, "") for k in columns})
+        writer.writerow({k: as_text(row[k]) if isinstance(row.get(k), float) else row.get(k, "") for k in columns})
     return atomic_write_text(path, buf.getvalue())
 
 
