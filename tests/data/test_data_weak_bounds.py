@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from sizeseg.data.bounds import constant_bounds, make_bounds, precise_bounds, subject_bounds, with_tags
+from sizeseg.data.bounds import (
+    PAPER_BOUNDS_SUBJECT, choose_bounds_subject, constant_bounds, make_bounds, precise_bounds, subject_bounds, with_tags,
+)
 from sizeseg.data.weak import (
     centroid_labels, erosion_labels, labelled_fraction, random_point_labels, scribble_labels, weak_labels,
 )
@@ -82,6 +84,37 @@ def test_subject_bounds_equal_direct_computation():
         subject_bounds(np.zeros(4))
     with pytest.raises(ValueError, match="cross"):
         subject_bounds(np.array([100.0, 105.0]))
+
+
+def test_bounds_subject_is_the_papers_when_present_else_first_by_name():
+    subjects = np.array(["patient001"] * 3 + ["patient004"] * 3 + ["patient002"] * 2)
+    areas = np.array([0, 300, 1700, 90, 0, 1900, 5, 6.0])  # patient002's bounds cross (5.5 > 5.4)
+    name, a, b = choose_bounds_subject(subjects, areas)
+    assert name == PAPER_BOUNDS_SUBJECT == "patient004"
+    assert (a, b) == pytest.approx((1.1 * 90, 0.9 * 1900))
+    assert choose_bounds_subject(subjects, areas, default=None)[0] == "patient001"  # first by name
+    assert choose_bounds_subject(subjects[:3], areas[:3])[0] == "patient001"  # the paper's absent
+    assert choose_bounds_subject(subjects, areas, subject="patient001")[1:] == pytest.approx((330, 1530))
+    without_first = subjects != "patient001"
+    assert choose_bounds_subject(subjects[without_first], areas[without_first], default=None)[0] == "patient004"
+    with pytest.raises(ValueError, match="patient009"):
+        choose_bounds_subject(subjects, areas, subject="patient009")
+    with pytest.raises(ValueError, match="cross"):
+        choose_bounds_subject(subjects, areas, subject="patient002")
+    with pytest.raises(ValueError, match="same shape"):
+        choose_bounds_subject(subjects[:2], areas)
+
+
+def test_papers_bounds_subject_gives_the_papers_bounds_on_real_acdc(shared_data):
+    """patient004's LV-cavity areas in native pixels give 97.9 / 1722.6 (the authors' code; paper: 98 / 1723)."""
+    from sizeseg.data.nifti import read_label_nifti
+
+    folder = shared_data / "ACDC" / "training" / PAPER_BOUNDS_SUBJECT
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not found")
+    areas = np.concatenate([(np.asarray(read_label_nifti(gt)) == 3).sum(axis=(0, 1))
+                            for gt in sorted(folder.glob("*_gt.nii*"))])
+    assert subject_bounds(areas) == pytest.approx((97.9, 1722.6))
 
 
 def test_bound_kinds_and_tags():

@@ -59,6 +59,16 @@ def test_reference_and_method_bounds():
     assert exp.erosion_kernels(128) == (5, 4, 2, 1)
 
 
+def test_reference_bounds_prefer_the_papers_subject():
+    data = _tiny_data().split("train")
+    subjects = np.asarray(data.extra["subjects"]).astype(str)
+    later = sorted(set(subjects.tolist()))[-1]
+    data.extra["subjects"] = np.where(subjects == later, "patient004", subjects)
+    assert exp.reference_bounds(data)[0] == "patient004"  # the paper's, though not first by name
+    first = sorted(set(subjects.tolist()))[0]
+    assert exp.reference_bounds(data, subject=first)[0] == first
+
+
 def test_ordering_check():
     rows = [{"method": k, "dsc_slice": v} for k, v in
             [("partial_ce", 0.1), ("proposals_loose", 0.6), ("size_upper_loose", 0.7), ("size_upper_tight", 0.8),
@@ -88,6 +98,25 @@ def test_two_epochs_of_every_method(tmp_path):
     assert again[0]["dsc_slice"] == table1[-1]["dsc_slice"]
 
 
+def test_model_option_trains_another_network(tmp_path):
+    import torch
+
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, train_batches=4, timing_steps=1,
+                      proposal_iterations=5, model="unet-tiny")
+    table1, table2 = exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce", "size_two_bounds"])
+    assert [r["model"] for r in table1] == ["unet-tiny", "unet-tiny"] and len(table2) == 2
+    state = torch.load(tmp_path / "runs" / "partial_ce" / "checkpoints" / "last.ckpt", map_location="cpu",
+                       weights_only=False)
+    assert state["hyper_parameters"]["model_spec"]["name"] == "unet-tiny"
+    assert "model=unet-tiny" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="unet-tiny"):  # a finished run of another model is not reused
+        exp.run_experiment(_tiny_data(), tmp_path, replace(profile, model="enet"), methods=["partial_ce"], timing=False)
+    assert exp._model_spec(replace(profile, model="unet-small"))["name"] == "unet-small"
+    assert exp._model_spec(replace(profile, model="enet"))["widths"] == profile.widths
+    with pytest.raises(ValueError, match="model"):
+        exp._model_spec(replace(profile, model="nonsense"))
+
+
 def test_cli_rejects_bad_input_before_work(tmp_path):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
@@ -99,6 +128,9 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
     args = parser.parse_args(["constrained", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     with pytest.raises(FileNotFoundError, match="--data"):
         args.func(args)
+    args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "resnet"])
+    with pytest.raises(ValueError, match="--model"):
+        args.func(args)
     assert not (tmp_path / "o").exists()
 
 
@@ -106,5 +138,7 @@ def test_registered_in_the_sizeseg_cli():
     from sizeseg.cli import build_parser
 
     args = build_parser().parse_args(["experiment", "constrained", "--data", "d", "--out", "o", "--profile", "cpu",
-                                      "--methods", "full", "--epochs", "2"])
+                                      "--methods", "full", "--epochs", "2", "--model", "unet-small",
+                                      "--bounds-subject", "patient004"])
     assert args.func is exp.run_command and args.profile == "cpu" and args.epochs == 2
+    assert args.model == "unet-small" and args.bounds_subject == "patient004"

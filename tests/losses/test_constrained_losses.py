@@ -136,6 +136,46 @@ def test_proposals_fix_labelled_pixels_and_loss_gradient():
     assert torch.allclose(x.grad, -latent / probs / 36)
 
 
+def test_hard_proposals_are_the_fully_supervised_ce_against_the_argmax_mask():
+    probs = _probs((2, 2, 8, 8), seed=5)
+    weak = torch.full((2, 8, 8), -1)
+    weak[0, 3, 3] = 1
+    bounds = torch.tensor([[NAN, NAN], [0.0, 6.0]], dtype=torch.float64)
+    latent = pathak_proposals(probs, bounds, weak=weak, iterations=200)
+    mask = latent[:, 1] > latent[:, 0]  # the synthetic ground truth, built directly
+    want = -torch.where(mask, torch.log(probs[:, 1]), torch.log(probs[:, 0])).flatten(1).mean(1).mean()
+    x = probs.clone().requires_grad_()
+    got = proposal_loss(x, bounds, weak=weak, iterations=200, eps=0.0, hard=True)
+    assert got.item() == pytest.approx(want.item())
+    assert mask[0, 3, 3]  # the labelled pixel is foreground in the mask
+    got.backward()
+    onehot = torch.stack([~mask, mask], 1).to(probs.dtype)
+    assert torch.allclose(x.grad, -onehot / probs / (2 * 64))
+
+
+def test_soft_latent_target_gives_no_signal_once_the_bound_holds_unlike_the_mask():
+    """Why the soft target collapsed: when the soft size is within the bound the latent equals the
+    output, so the cross-entropy against it has no gradient outside the labelled pixels (nothing
+    sharpens the output, and the tag slices' b = 0 only push it down); against the arg-max mask
+    the confident pixels are pushed up and the others down (self-training).
+    """
+    from sizeseg.losses.constrained import two_class_probabilities
+
+    logit = torch.full((1, 1, 8, 8), math.log(0.3 / 0.7), dtype=torch.float64)
+    logit[..., 2:5, 2:5] = math.log(0.7 / 0.3)  # a blob of 9 pixels at 0.7 on a background at 0.3
+    bounds = torch.tensor([[NAN, NAN], [0.0, 30.0]], dtype=torch.float64)  # soft size 21.4 <= 30
+    grads = {}
+    for hard in (False, True):
+        x = logit.clone().requires_grad_()
+        proposal_loss(two_class_probabilities(x), bounds, iterations=300, hard=hard, eps=0.0).backward()
+        grads[hard] = x.grad[0, 0]
+    assert torch.allclose(grads[False], torch.zeros_like(grads[False]), atol=1e-6)
+    assert (grads[True][2:5, 2:5] < 0).all()  # descent raises the blob's logits
+    outside = torch.ones(8, 8, dtype=torch.bool)
+    outside[2:5, 2:5] = False
+    assert (grads[True][outside] > 0).all()  # and lowers the background's
+
+
 def test_log_barrier_extension_branches_and_continuity():
     t = 3.0
     z = torch.tensor([-2.0, -0.5, -1 / t**2, 0.0, 0.7], dtype=torch.float64)

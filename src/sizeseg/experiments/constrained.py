@@ -2,12 +2,21 @@
 
 ``sizeseg experiment constrained --data ACDC --out DIR [--quick | --profile cpu|full]``
 
-Every method trains the same ENet (one sigmoid channel, i.e. two-class softmax) on the same
+Every method trains the same ENet (one sigmoid channel, i.e. two-class softmax; ``--model``
+picks another network of :data:`sizeseg.models.MODELS`, e.g. ``unet-small``) on the same
 2D slices of the left-ventricle cavity, with Adam, batch size 1, rotation/flip/scaling
 augmentation, and the learning rate halved after 100 epochs (full profile). Weak labels come
 from the paper's erosion strategy (about 0.1 % of the pixels, foreground only); bounds from one
-training subject (``1.1 min`` and ``0.9 max`` of its LV areas) with image tags (``b = 0`` where
-the LV is absent), as in §3.2 and §4.1.
+training subject (``1.1 min`` and ``0.9 max`` of its LV areas; by default patient004, whose
+areas give the paper's 98 and 1723 px, see :func:`sizeseg.data.bounds.choose_bounds_subject`)
+with image tags (``b = 0`` where the LV is absent), as in §3.2 and §4.1.
+
+The proposals rows train with the cross-entropy against Pathak's latent distribution alone (the
+labelled pixels fixed in it, so each weighs 1/N like any pixel). Here they collapse to empty
+predictions within ~100 steps: the KL projection of a diffuse output under an upper bound keeps
+few pixels above 1/2, the tag slices (b = 0) push every pixel down, and nothing but the ~2
+labelled pixels per slice pushes up (results/constrained/README.md, "proposals diagnosis"). The
+row ``proposals_loose_pce`` (ours, not in the paper) adds the partial CE of the other weak rows.
 
 Learning rate: the paper's text says 5e-3 (with 200 epochs); the authors' public code
 (``SizeLoss_WSS/main_MIDL.py``) uses 5e-4 with 1000 epochs and Adam betas (0.5, 0.999). We use
@@ -56,6 +65,8 @@ class Profile:
     train_batches: int | None  # training images per epoch (None: all)
     limit_patients: int | None  # first patients only (None: all 100)
     timing_steps: int  # timed training steps per method (Table 2)
+    model: str = "enet"  # a name of sizeseg.models.MODELS (the paper's ENet, or a U-Net); --model
+    bounds_subject: str | None = None  # the tight bounds' subject (None: the paper's patient004, see data.bounds)
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -86,9 +97,17 @@ def _terms_partial_ce(p: Profile) -> list:
 
 
 def _terms_proposals(p: Profile) -> list:
+    """CE against Pathak's latent distribution (labelled pixels fixed in it), the only term."""
     from sizeseg.training.constrained_terms import ProposalTerm
 
     return [ProposalTerm(iterations=p.proposal_iterations)]
+
+
+def _terms_proposals_pce(p: Profile) -> list:
+    """The proposals plus the partial CE of the other weak rows (labelled pixels weigh as there); ours."""
+    from sizeseg.training.constrained_terms import PartialCETerm, ProposalTerm
+
+    return [PartialCETerm(), ProposalTerm(iterations=p.proposal_iterations)]
 
 
 def _terms_penalty(p: Profile) -> list:
@@ -125,6 +144,8 @@ METHODS: tuple[Method, ...] = (
     Method("partial_ce", "Partial cross-entropy", "none", _terms_partial_ce, 0.0721, 10.0),
     Method("proposals_loose", "Proposals, one bound (loose: N/6)", "proposals-loose", _terms_proposals, 0.6124, 15.0),
     Method("proposals_tight", "Proposals, one bound (tight)", "subject-upper", _terms_proposals, 0.0659, 15.0),
+    Method("proposals_loose_pce", "Proposals, one bound (loose: N/6) + partial CE (ours, not the paper's)",
+           "proposals-loose", _terms_proposals_pce, None, None),
     Method("size_upper_loose", "CE + size loss, one bound (loose: 10000)", "upper-loose", _terms_penalty, 0.8107, 10.0),
     Method("size_upper_tight", "CE + size loss, one bound (tight)", "subject-upper", _terms_penalty, 0.8189, 10.0),
     Method("size_two_bounds", "CE + size loss, two bounds (tight)", "subject", _terms_penalty, 0.8415, 10.0),
@@ -150,7 +171,7 @@ def erosion_kernels(resolution: int) -> tuple[int, ...]:
     """The paper's erosion kernels (10, 7, 5, 3, 2, 1 at 256x256) scaled to ``resolution``.
 
     >>> erosion_kernels(256), erosion_kernels(64)
-    ((10, 7, 5, 3, 2, 1), (3, 2, 1))
+    ((10, 7, 5, 3, 2, 1), (2, 1))
     """
     from sizeseg.data.weak import PAPER_KERNELS
 
@@ -158,24 +179,19 @@ def erosion_kernels(resolution: int) -> tuple[int, ...]:
     return tuple(sorted(set(scaled), reverse=True))
 
 
-def reference_bounds(train, values: np.ndarray | None = None) -> tuple[str, float, float]:
-    """Bounds from one training subject (the first, by name, whose bounds do not cross).
+def reference_bounds(train, values: np.ndarray | None = None, subject: str | None = None) -> tuple[str, float, float]:
+    """Bounds from one training subject: :func:`sizeseg.data.bounds.choose_bounds_subject`.
 
     Uses ``extra["subjects"]`` (ACDC) or ``volumes``; ``a = 1.1 min``, ``b = 0.9 max`` of the
     subject's LV areas (or of ``values``, e.g. the discrete sizes) over its slices containing the
-    LV (paper §3.2).
+    LV (paper §3.2). The subject is ``subject`` if given, else the paper's (patient004) when it is
+    in the training split, else the first by name.
     """
-    from sizeseg.data.bounds import subject_bounds
+    from sizeseg.data.bounds import choose_bounds_subject
 
     subjects = np.asarray(train.extra.get("subjects", train.volumes)).astype(str)
     areas = np.asarray(train.extra["areas"] if values is None else values, np.float64)
-    for subject in sorted(set(subjects.tolist())):
-        try:
-            a, b = subject_bounds(areas[subjects == subject])
-        except ValueError:
-            continue
-        return subject, a, b
-    raise ValueError("no training subject gives non-crossing bounds (need one with 2+ slices containing the object)")
+    return choose_bounds_subject(subjects, areas, subject)
 
 
 def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixels: int, seed: int = 0,
@@ -289,11 +305,12 @@ def read_curve(metrics_csv: Path) -> list[float]:
 
 
 # ------------------------------------------------------------------------ training
-def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, ref: tuple[float, float], seed: int):
+def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, ref: tuple[float, float], seed: int,
+              ref_subject: str | None = None):
     from sizeseg.data.datasets import SegmentationDataset
 
     pixels = int(np.prod(train.spatial_shape))
-    size_ref = reference_bounds(train, train.sizes)[1:] if method.bounds == "size-subject" else None
+    size_ref = reference_bounds(train, train.sizes, ref_subject)[1:] if method.bounds == "size-subject" else None
     bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixels, seed, size_ref=size_ref)
     masked = None if method.full_masks else np.zeros(len(train), bool)
     train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment="affine")
@@ -302,12 +319,19 @@ def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, re
 
 
 def _model_spec(profile: Profile) -> dict:
-    return {"name": "enet", "in_channels": 1, "out_channels": 1, "spatial_dims": 2,
-            "widths": tuple(profile.widths), "stage_repeats": profile.stage_repeats}
+    """The network of ``profile.model``: ENet with the profile's widths, or a registry U-Net as registered."""
+    from sizeseg.models.registry import MODELS
+
+    if profile.model not in MODELS:
+        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {profile.model!r}")
+    spec = {"name": profile.model, "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
+    if profile.model == "enet":
+        spec.update(widths=tuple(profile.widths), stage_repeats=profile.stage_repeats)
+    return spec
 
 
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
-                 ref: tuple[float, float], seed: int = 0) -> dict:
+                 ref: tuple[float, float], seed: int = 0, ref_subject: str | None = None) -> dict:
     """Train one method; return its result row (also written to ``run_dir/result.json``)."""
     import lightning.pytorch as pl
 
@@ -317,8 +341,12 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
 
     result_file = run_dir / "result.json"
     if result_file.is_file():
-        return json.loads(result_file.read_text())
-    train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed)
+        row = json.loads(result_file.read_text())
+        if row.get("model", "enet") != profile.model:
+            raise ValueError(f"{result_file}: trained with model {row.get('model', 'enet')!r}, not {profile.model!r}; "
+                             "use another --out")
+        return row
+    train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
     spec = _model_spec(profile)
     module = SegmentationModule(build_model(**spec), method.terms(profile), lr=profile.lr,
@@ -335,7 +363,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     seconds = time.perf_counter() - start
     curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
-    row = {"method": method.key, "label": method.label, "paper_dsc": method.paper_dsc,
+    row = {"method": method.key, "label": method.label, "paper_dsc": method.paper_dsc, "model": profile.model,
            **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
            "last_epoch_dsc_slice": curve[-1] if curve else math.nan, "epochs": len(curve),
            "train_seconds": round(seconds, 1), "curve": curve}
@@ -344,7 +372,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
 
 
 def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.ndarray, ref: tuple[float, float],
-                 seed: int = 0) -> list[dict]:
+                 seed: int = 0, ref_subject: str | None = None) -> list[dict]:
     """Table 2: training time per image (forward, losses, backward, Adam step), same images for all methods.
 
     Each method trains its own fresh ENet on batches of one image; the methods take turns step
@@ -357,7 +385,7 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
 
     setups = []
     for method in methods:
-        train_set, _ = _datasets(train, train, method, profile, weak, ref, seed)
+        train_set, _ = _datasets(train, train, method, profile, weak, ref, seed, ref_subject)
         train_set.augment = "none"
         torch.manual_seed(seed)
         model = build_model(**_model_spec(profile)).train()
@@ -396,6 +424,9 @@ def ordering_holds(rows: list[dict], key: str = "dsc_slice") -> dict[str, bool]:
     checks = {f"{a} < {b}": bool(v[a] < v[b]) for a, b in zip(present, present[1:])}
     if "proposals_loose" in v and "size_upper_loose" in v:
         checks["proposals_loose < size_upper_loose"] = bool(v["proposals_loose"] < v["size_upper_loose"])
+    for a, b in (("partial_ce", "proposals_loose_pce"), ("proposals_loose_pce", "size_upper_tight")):
+        if a in v and b in v:
+            checks[f"{a} < {b}"] = bool(v[a] < v[b])
     return checks
 
 
@@ -478,7 +509,7 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     train, val = data.split("train"), data.split("val")
     if "areas" not in train.extra:
         raise ValueError("data has no 'areas' (pixel counts of the object) in extra; prepare it with sizeseg.data")
-    subject, a, b = reference_bounds(train)
+    subject, a, b = reference_bounds(train, subject=profile.bounds_subject)
     weak = erosion_labels(train.masks, kernels=erosion_kernels(train.spatial_shape[-1]), repeat=True)
     frac = labelled_fraction(weak, train.masks)
     info = {"train_slices": len(train), "val_slices": len(val), "resolution": "x".join(map(str, train.spatial_shape)),
@@ -487,9 +518,9 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
             "weak_of_foreground_%": round(100 * frac["of_foreground"], 2)}
     table1 = []
     for method in chosen:
-        table1.append(train_method(method, train, val, profile, out / "runs" / method.key, weak, (a, b), seed))
+        table1.append(train_method(method, train, val, profile, out / "runs" / method.key, weak, (a, b), seed, subject))
         write_report(out, profile, table1, [], command, info)
-    table2 = time_methods(train, chosen, profile, weak, (a, b), seed) if timing else []
+    table2 = time_methods(train, chosen, profile, weak, (a, b), seed, subject) if timing else []
     write_report(out, profile, table1, table2, command, info)
     return table1, table2
 
@@ -515,6 +546,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHOD_KEYS)}")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--lr", type=float, default=None, help="override the learning rate (default 5e-3, the paper's text; 5e-4 is the authors' code)")
+    parser.add_argument("--model", default=None, help="network: enet (the paper's, default), unet-small, unet, ... "
+                        "(a name of sizeseg.models.MODELS)")
+    parser.add_argument("--bounds-subject", default=None,
+                        help="training subject of the tight bounds (default: patient004, the paper's, if in the split)")
     parser.add_argument("--no-timing", action="store_true", help="skip Table 2")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -530,6 +565,14 @@ def run_command(args: argparse.Namespace) -> int:
         if not args.lr > 0:
             raise ValueError(f"--lr: expected a positive learning rate, got {args.lr}")
         profile = replace(profile, lr=args.lr)
+    if args.model is not None:
+        from sizeseg.models.registry import MODELS
+
+        if args.model not in MODELS:
+            raise ValueError(f"--model: expected one of {sorted(MODELS)}, got {args.model!r}")
+        profile = replace(profile, model=args.model)
+    if args.bounds_subject is not None:
+        profile = replace(profile, bounds_subject=args.bounds_subject)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     _check_methods(methods)  # bad input fails before any work
     if not Path(args.data).is_dir():
@@ -538,7 +581,8 @@ def run_command(args: argparse.Namespace) -> int:
     data = load_acdc(args.data, out, profile)
     command = f"sizeseg experiment constrained --data {args.data} --out {args.out} --profile {name}"
     command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
-                                                                  ("--lr", args.lr))
+                                                                  ("--lr", args.lr), ("--model", args.model),
+                                                                  ("--bounds-subject", args.bounds_subject))
                        if value is not None) + (" --no-timing" if args.no_timing else "")
     table1, table2 = run_experiment(data, out, profile, methods, command=command, seed=args.seed, timing=not args.no_timing)
     print((out / "report.md").read_text())

@@ -104,12 +104,23 @@ def proposal_loss(
     step: float = 0.5,
     eps: float = _EPS,
     reduction: str = "mean",
+    hard: bool = False,
 ) -> torch.Tensor:
     r"""Cross-entropy of the network output against Pathak's proposals.
 
-    .. math:: L_i = -\frac{1}{N} \sum_p \sum_k \tilde P_{ikp} \log(S_{ikp} + \epsilon)
+    .. math:: L_i = -\frac{1}{N} \sum_p \sum_k \tilde Y_{ikp} \log(S_{ikp} + \epsilon)
 
-    with :math:`\tilde P` = :func:`pathak_proposals` (no gradient flows through it).
+    With ``hard=False`` :math:`\tilde Y = \tilde P` = :func:`pathak_proposals` (the latent
+    distribution itself, Pathak et al.'s KL form); with ``hard=True`` :math:`\tilde Y` is its
+    one-hot arg-max, a synthetic ground-truth mask, so the loss is the fully supervised
+    cross-entropy against that mask (one reading of the constrained-CNN paper, §3.3: "a synthetic
+    ground truth is generated ... before computing the cross entropy"). No gradient flows through
+    the proposal. Ties go to the lower class.
+
+    Where the bounds hold the soft latent equals the output, so this loss has no gradient outside
+    the labelled pixels; the mask instead pushes the output towards its own arg-max
+    (self-training). Neither stops the collapse to empty predictions seen on ACDC with an upper
+    bound only (see :mod:`sizeseg.experiments.constrained`).
 
     Example:
         >>> probs = torch.full((1, 2, 4, 4), 0.5, requires_grad=True)
@@ -119,6 +130,8 @@ def proposal_loss(
     """
     check_reduction(reduction)
     latent = pathak_proposals(probs.detach(), bounds, weak=weak, iterations=iterations, step=step, eps=eps)
+    if hard:
+        latent = torch.nn.functional.one_hot(latent.argmax(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
     per_image = -(latent * torch.log(probs + eps)).flatten(1).sum(-1) / probs[0, 0].numel()
     return reduce(per_image, reduction)
 
@@ -131,13 +144,15 @@ class ProposalLoss(nn.Module):
         tensor(0.6931)
     """
 
-    def __init__(self, iterations: int = 500, step: float = 0.5, eps: float = _EPS, reduction: str = "mean") -> None:
+    def __init__(self, iterations: int = 500, step: float = 0.5, eps: float = _EPS, reduction: str = "mean",
+                 hard: bool = False) -> None:
         super().__init__()
         _check_solver(iterations, step)
         check_reduction(reduction)
-        self.iterations, self.step, self.eps, self.reduction = iterations, step, eps, reduction
+        self.iterations, self.step, self.eps, self.reduction, self.hard = iterations, step, eps, reduction, bool(hard)
 
     def forward(self, probs: torch.Tensor, bounds: torch.Tensor, weak: torch.Tensor | None = None) -> torch.Tensor:
         return proposal_loss(
-            probs, bounds, weak=weak, iterations=self.iterations, step=self.step, eps=self.eps, reduction=self.reduction
+            probs, bounds, weak=weak, iterations=self.iterations, step=self.step, eps=self.eps, reduction=self.reduction,
+            hard=self.hard,
         )

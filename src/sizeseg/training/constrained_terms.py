@@ -119,19 +119,23 @@ class LogBarrierSchedule(pl.Callback):
 class ProposalTerm(_Term):
     """Cross-entropy against Pathak's proposals built under ``batch["bounds"]`` (weak pixels fixed).
 
+    ``hard=True``: against the proposal's arg-max mask (a synthetic ground truth, the
+    constrained-CNN paper's reading); ``hard=False``: against the latent distribution itself.
+
     Example:
         >>> batch = {"bounds": torch.tensor([[0.0, 4.0]]), "weak": torch.full((1, 2, 2), -1)}
         >>> round(ProposalTerm(iterations=10)(torch.zeros(1, 1, 2, 2), batch).item(), 4)
         0.6931
     """
 
-    def __init__(self, weight: float = 1.0, iterations: int = 500, name: str = "proposals") -> None:
+    def __init__(self, weight: float = 1.0, iterations: int = 500, hard: bool = False, name: str = "proposals") -> None:
         super().__init__(weight, name)
-        self.iterations = iterations
+        self.iterations, self.hard = iterations, bool(hard)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
         probs = probabilities(logits)
-        return proposal_loss(probs, object_bounds(batch, probs), weak=batch["weak"].long(), iterations=self.iterations)
+        return proposal_loss(probs, object_bounds(batch, probs), weak=batch["weak"].long(), iterations=self.iterations,
+                             hard=self.hard)
 
 
 class KLSizeTerm(_Term):
