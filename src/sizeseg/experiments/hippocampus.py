@@ -7,7 +7,7 @@
    the whole training split (size-only, and mixed: masks of the same m images plus all sizes);
    report test IoU after each stage, mean ± sd over seeds (Fig. 7).
 
-Profiles: ``quick`` (minutes on a CPU), ``cpu`` (about 40 minutes on 2 idle cores), ``full`` (the paper's
+Profiles: ``quick`` (minutes on a CPU), ``cpu`` (pre-training to convergence; about 10–15 minutes per m and seed on one core), ``full`` (the paper's
 protocol: training until the validation metric stops improving). Every run folder keeps a
 ``result.json``; a re-run skips finished runs, so pieces may run in parallel processes (``--seeds``,
 ``--m``) into the same output folder and the report is rebuilt from all finished runs.
@@ -57,8 +57,10 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", "unet-small", 32, 1e-3, pretrain_steps=60, pretrain_val_steps=20, pretrain_patience=3,
                      finetune_epochs=2, finetune_batches=8, finetune_patience=2, n_values=(1, 2),
                      m_values=(10, 85, ALL), seeds=(0,), samples_epochs=3),
-    "cpu": Profile("cpu", "unet-small", 32, 1e-3, pretrain_steps=200, pretrain_val_steps=25, pretrain_patience=4,
-                   finetune_epochs=3, finetune_batches=10, finetune_patience=3, n_values=(1, 2, 4, 8),
+    # Pre-training runs to convergence (IoU plateau); the 200-step pre-training this profile once had
+    # left networks that size fine-tuning made worse. A fine-tuning "epoch" is 29 batches (~1/4 pass).
+    "cpu": Profile("cpu", "unet-small", 32, 1e-3, pretrain_steps=1500, pretrain_val_steps=50, pretrain_patience=6,
+                   finetune_epochs=12, finetune_batches=29, finetune_patience=4, n_values=(1, 2, 4, 8),
                    m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1), samples_epochs=3),
     "full": Profile("full", "unet", 32, 1e-3, pretrain_steps=20000, pretrain_val_steps=100, pretrain_patience=10,
                     finetune_epochs=100, finetune_batches=None, finetune_patience=5, n_values=(1, 2, 4, 8),
@@ -387,7 +389,7 @@ def add_arguments(parser, which: str) -> None:
     parser.add_argument("--out", required=True, help="output folder (runs/, CSV, PNG, markdown report)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="the quick profile (minutes on a CPU)")
-    group.add_argument("--profile", choices=tuple(PROFILES), help="quick, cpu (about 40 minutes on 2 idle cores) or full (the paper's protocol; default)")
+    group.add_argument("--profile", choices=tuple(PROFILES), help="quick, cpu (pre-training to convergence; about 10-15 minutes per m and seed on one core) or full (the paper's protocol; default)")
     if which == "samples":
         parser.add_argument("--n", help="comma-separated gradient-sample counts (default: the profile's)")
     else:
