@@ -119,8 +119,8 @@ class LogBarrierSchedule(pl.Callback):
 class ProposalTerm(_Term):
     """Cross-entropy against Pathak's proposals built under ``batch["bounds"]`` (weak pixels fixed).
 
-    ``hard=True``: against the proposal's arg-max mask (a synthetic ground truth, the
-    constrained-CNN paper's reading); ``hard=False``: against the latent distribution itself.
+    ``hard=True``: against the proposal's arg-max mask (a synthetic ground truth, one reading of
+    the constrained-CNN paper); ``hard=False`` (default): against the latent distribution itself.
 
     Example:
         >>> batch = {"bounds": torch.tensor([[0.0, 4.0]]), "weak": torch.full((1, 2, 2), -1)}
