@@ -25,9 +25,10 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
         for seed in (0, 1, 2):
             rows = []
             for stage in ("pretrained", "size fine-tuned", "mixed"):
-                iou = float(rng.uniform(0.4, 0.8))
+                iou, e = float(rng.uniform(0.4, 0.8)), float(rng.uniform(0.5, 3.0))
                 truth[(m, seed, stage)] = iou
-                rows.append({"m": m, "seed": seed, "stage": stage, "IoU": iou, "Dice": iou, "E": 1.0,
+                truth[(m, seed, stage, "E")] = e
+                rows.append({"m": m, "seed": seed, "stage": stage, "IoU": iou, "Dice": iou, "E": e,
                              "epochs": 2, "seconds": 1.0})
             run = tmp_path / "runs" / "pretraining" / f"m{m}-s{seed}"
             run.mkdir(parents=True)
@@ -42,6 +43,8 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
         gains = [truth[(m, s, "size fine-tuned")] - truth[(m, s, "pretrained")] for s in range(3)]
         g, gsd, _ = mean_sd(gains)
         assert row["size fine-tuned gain"] == f"{g:+.4f} ± {gsd:.4f}"
+        e_mean, e_sd, _ = mean_sd(truth[(m, s, "pretrained", "E")] for s in range(3))
+        assert row["pretrained E"] == f"{e_mean:.2f} ± {e_sd:.2f}"
     assert len(read_csv(tmp_path / "pretraining.csv")) == 27
     assert (tmp_path / "pretraining.png").stat().st_size > 0
 

@@ -287,6 +287,8 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
             item[f"{stage} IoU"] = f"{mean:.4f} ± {sd:.4f}" if count else ""
             item[f"_{stage}"] = mean
             item["seeds"] = count
+            e_mean, e_sd, e_count = mean_sd(r["E"] for r in rows if r["m"] == m and r["stage"] == stage)
+            item[f"{stage} E"] = f"{e_mean:.2f} ± {e_sd:.2f}" if e_count else ""
         # Gains per seed (paired), then mean ± sd.
         for stage in stages[1:]:
             gains = []
@@ -300,7 +302,7 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
             item[f"_{stage}_gain"] = g
         summary.append(item)
     columns = ["m", "seeds"] + [f"{s} IoU" for s in stages] + [f"{s} gain" for s in stages[1:]]
-    write_csv(out / "pretraining_summary.csv", summary, columns)
+    write_csv(out / "pretraining_summary.csv", summary, columns + [f"{s} E" for s in stages])
     fig, (ax,) = new_figure(1, width=6)
     xs = list(range(len(summary)))
     for stage in stages:
@@ -324,6 +326,8 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
         f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule). Test IoU, mean ± sd over seeds; "
         "gain = paired difference to the pre-trained network of the same seed.", "",
         markdown_table(summary, columns), "",
+        "Test E (squared size error, eq. 22), mean ± sd over seeds:", "",
+        markdown_table(summary, ["m", "seeds"] + [f"{s} E" for s in stages]), "",
         f"{PAPER_PRETRAINING}.", "",
         "Per run: `pretraining.csv`; plot `pretraining.png`.", "",
     ])
