@@ -69,6 +69,26 @@ def test_reference_bounds_prefer_the_papers_subject():
     assert exp.reference_bounds(data, subject=first)[0] == first
 
 
+def test_penalty_weight_keeps_the_papers_balance_on_downsampled_slices():
+    """weight * penalty on 256x256 equals the scaled weight * penalty on the block-averaged 64x64 slice."""
+    import torch
+
+    from sizeseg.training.constrained_terms import SizePenaltyTerm
+
+    rng = np.random.default_rng(0)
+    probs = torch.from_numpy(rng.random((1, 1, 256, 256)) ** 4).float()
+    small = torch.nn.functional.avg_pool2d(probs, 4)  # the cpu profile's block averaging
+    logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731  (the term takes logits)
+    bounds = torch.tensor([[500.0, 1723.0]])
+    full, cpu = exp.PROFILE_SETTINGS["full"], exp.PROFILE_SETTINGS["cpu"]
+    at_256 = exp.penalty_weight(full) * SizePenaltyTerm()(logit(probs.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds})
+    at_64 = exp.penalty_weight(cpu) * SizePenaltyTerm()(logit(small.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds / 16})
+    assert float(at_256) > 0
+    assert float(at_64) == pytest.approx(float(at_256), rel=1e-3)
+    weights = {t.weight for t in exp.METHODS[[m.key for m in exp.METHODS].index("size_two_bounds")].terms(cpu)}
+    assert exp.penalty_weight(cpu) in weights
+
+
 def test_ordering_check():
     rows = [{"method": k, "dsc_slice": v} for k, v in
             [("partial_ce", 0.1), ("proposals_loose", 0.6), ("size_upper_loose", 0.7), ("size_upper_tight", 0.8),

@@ -110,10 +110,22 @@ def _terms_proposals_pce(p: Profile) -> list:
     return [PartialCETerm(), ProposalTerm(iterations=p.proposal_iterations)]
 
 
+def penalty_weight(p: Profile) -> float:
+    """The paper's size-penalty weight 1e-2 at 256x256, scaled to keep its strength at ``p.resolution``.
+
+    The penalty (V - b)^2 / N shrinks by (r / 256)^2 on slices block-averaged to r x r (sizes by
+    (r/256)^2 squared, N by (r/256)^2), while the partial CE does not; the factor undoes that.
+
+    >>> penalty_weight(PROFILE_SETTINGS["full"]), penalty_weight(PROFILE_SETTINGS["cpu"])
+    (0.01, 0.16)
+    """
+    return 1e-2 * (256 / p.resolution) ** 2
+
+
 def _terms_penalty(p: Profile) -> list:
     from sizeseg.training.constrained_terms import PartialCETerm, SizePenaltyTerm
 
-    return [PartialCETerm(), SizePenaltyTerm(weight=1e-2)]
+    return [PartialCETerm(), SizePenaltyTerm(weight=penalty_weight(p))]
 
 
 def _terms_log_barrier(p: Profile) -> list:
