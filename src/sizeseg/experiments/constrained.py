@@ -332,11 +332,9 @@ def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, re
 
 def _model_spec(profile: Profile) -> dict:
     """The network of ``profile.model``: ENet with the profile's widths, or a registry U-Net as registered."""
-    from sizeseg.models.registry import MODELS
+    from sizeseg.models.registry import check_model_name
 
-    if profile.model not in MODELS:
-        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {profile.model!r}")
-    spec = {"name": profile.model, "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
+    spec = {"name": check_model_name(profile.model, "model"), "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
     if profile.model == "enet":
         spec.update(widths=tuple(profile.widths), stage_repeats=profile.stage_repeats)
     return spec
@@ -578,11 +576,9 @@ def run_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--lr: expected a positive learning rate, got {args.lr}")
         profile = replace(profile, lr=args.lr)
     if args.model is not None:
-        from sizeseg.models.registry import MODELS
+        from sizeseg.models.registry import check_model_name
 
-        if args.model not in MODELS:
-            raise ValueError(f"--model: expected one of {sorted(MODELS)}, got {args.model!r}")
-        profile = replace(profile, model=args.model)
+        profile = replace(profile, model=check_model_name(args.model, "--model"))
     if args.bounds_subject is not None:
         profile = replace(profile, bounds_subject=args.bounds_subject)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -21,6 +21,13 @@ MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
+def check_model_name(name: Any, argument: str = "name") -> str:
+    """``name`` if it is a key of :data:`MODELS`, else a ValueError naming ``argument`` and the choices."""
+    if not isinstance(name, str) or name not in MODELS:
+        raise ValueError(f"{argument}: expected one of {sorted(MODELS)}, got {name!r}")
+    return name
+
+
 def build_model(name: str, in_channels: int = 1, out_channels: int = 1, spatial_dims: int = 2, **kwargs: Any) -> nn.Module:
     """Build the network registered as ``name`` in :data:`MODELS`.
 
@@ -36,8 +43,6 @@ def build_model(name: str, in_channels: int = 1, out_channels: int = 1, spatial_
         >>> type(net).__name__
         'UNet'
     """
-    if not isinstance(name, str) or name not in MODELS:
-        raise ValueError(f"name: expected one of {sorted(MODELS)}, got {name!r}")
-    module, cls, fixed = MODELS[name]
+    module, cls, fixed = MODELS[check_model_name(name)]
     model_cls = getattr(importlib.import_module(module), cls)
     return model_cls(in_channels=in_channels, out_channels=out_channels, spatial_dims=spatial_dims, **{**fixed, **kwargs})
