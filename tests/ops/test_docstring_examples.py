@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["sizeseg.ops.distance", "sizeseg.ops.flip", "sizeseg.losses.size_loss",
-           "sizeseg.losses.exact", "sizeseg.losses.size_criteria"]
+           "sizeseg.losses.exact", "sizeseg.losses.size_criteria", "sizeseg.ops.size_match"]
 
 
 @pytest.mark.parametrize("name", MODULES)

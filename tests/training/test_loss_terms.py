@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from sizeseg.training import BCETerm, SizeTerm, TrainConfig, zero_like_graph
+from sizeseg.ops.size_match import size_matched_mask
+from sizeseg.training import BCETerm, SizeMatchedTerm, SizeTerm, TrainConfig, zero_like_graph
+from sizeseg.training.pipeline import loss_terms_for
 from tests.training.helpers import size_loss_class
 
 
@@ -20,7 +22,7 @@ def test_terms_without_their_images_give_a_connected_zero():
     logits = torch.randn(2, 1, 4, 4, requires_grad=True)
     batch = {"mask": torch.zeros(2, 1, 4, 4), "has_mask": torch.tensor([False, False]),
              "size": torch.tensor([float("nan")] * 2)}
-    for term in (BCETerm(), SizeTerm()):
+    for term in (BCETerm(), SizeTerm(), SizeMatchedTerm()):
         value = term(logits, batch)
         assert value.item() == 0.0
         value.backward()
@@ -67,3 +69,24 @@ def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
     assert (cfg.lr, cfg.max_epochs) == (0.01, 4)
     with pytest.raises(FileNotFoundError):
         TrainConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_size_matched_term_is_bce_to_the_matched_mask_of_unmasked_sized_images():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 1, 9, 7, requires_grad=True)
+    sizes = torch.tensor([2.0, 4.0, float("nan"), 6.0])
+    batch = {"size": sizes, "has_mask": torch.tensor([False, False, False, True])}
+    got = SizeMatchedTerm()(logits, batch)
+    target = size_matched_mask(logits[:2, 0].detach(), sizes[:2]).float()
+    want = torch.nn.functional.binary_cross_entropy_with_logits(logits[:2, 0], target)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    got.backward()
+    assert torch.count_nonzero(logits.grad[2:]) == 0 and torch.count_nonzero(logits.grad[:2]) > 0
+
+
+def test_size_matched_term_joins_the_size_modes_only_when_weighted():
+    names = lambda mode, **kw: [t.name for t in loss_terms_for(mode, TrainConfig(**kw))]
+    assert names("finetune") == ["size"] and names("mixed") == ["bce", "size"]
+    assert names("finetune", size_matched_weight=0.5) == ["size", "size_matched"]
+    assert names("mixed", size_matched_weight=1.0) == ["bce", "size", "size_matched"]
+    assert names("pretrain", size_matched_weight=1.0) == ["bce"]

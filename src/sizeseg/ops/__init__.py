@@ -12,6 +12,7 @@ memory and leaves room to add small numbers without overflowing int32.
 from ._inputs import NO_BACKGROUND
 from .distance import DistanceTransform, ObjectSize, distance_transform, object_size
 from .flip import FlipSizes, flip_sizes, flip_sizes_and_size
+from .size_match import size_matched_mask, size_matched_rank
 
 __all__ = [
     "NO_BACKGROUND",
@@ -19,6 +20,8 @@ __all__ = [
     "object_size",
     "flip_sizes",
     "flip_sizes_and_size",
+    "size_matched_mask",
+    "size_matched_rank",
     "DistanceTransform",
     "ObjectSize",
     "FlipSizes",

@@ -20,6 +20,8 @@ class TrainConfig:
         patience: early-stopping patience in epochs on the monitored metric (0: off).
         n_samples: SizeLoss gradient samples n.
         bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms.
+        size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
+            mixed training (0: off; see :class:`~sizeseg.training.loss_terms.SizeMatchedTerm`).
         flips: random flips in supervised pre-training (the size paper's augmentation).
         m: masked training images for pre-training / mixed training (None: all).
         mask_fraction: expected fraction of masked images in each mixed-training epoch.
@@ -40,6 +42,7 @@ class TrainConfig:
     n_samples: int = 1
     bce_weight: float = 1.0
     size_weight: float = 1.0
+    size_matched_weight: float = 0.0
     flips: bool = True
     m: int | None = None
     mask_fraction: float = 0.5
@@ -66,7 +69,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, size_matched_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")

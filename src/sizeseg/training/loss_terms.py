@@ -98,3 +98,29 @@ class SizeTerm:
         if not bool(keep.any()):
             return zero_like_graph(logits)
         return self._module()(logits[keep], sizes[keep].float())
+
+
+class SizeMatchedTerm:
+    r"""BCE to the size-matched pseudo-label (:func:`sizeseg.losses.size_matched_bce`) on the
+    images that carry a size and no mask: the prediction, moved onto the annotated size, is the target.
+
+    Example:
+        >>> batch = {"size": torch.tensor([2.0, float("nan")]), "has_mask": torch.tensor([False, False])}
+        >>> SizeMatchedTerm()(torch.zeros(2, 1, 5, 5, requires_grad=True), batch).shape
+        torch.Size([])
+    """
+
+    def __init__(self, weight: float = 1.0, name: str = "size_matched") -> None:
+        self.weight = _check_weight(weight)
+        self.name = name
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        from sizeseg.losses.size_matched_bce import size_matched_bce
+
+        sizes = batch["size"]
+        if sizes.ndim != 1 or sizes.shape[0] != logits.shape[0]:
+            raise ValueError(f"batch['size']: expected shape ({logits.shape[0]},), got {tuple(sizes.shape)}")
+        keep = ~torch.isnan(sizes) & ~batch["has_mask"].bool()
+        if not bool(keep.any()):
+            return zero_like_graph(logits)
+        return size_matched_bce(logits[keep], sizes[keep].float(), spatial_dims=logits.ndim - 2)

@@ -19,7 +19,7 @@ from sizeseg.metrics import dice_score, iou_score, predicted_size, squared_size_
 from sizeseg.models import build_model
 from sizeseg.training.config import TrainConfig
 from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
-from sizeseg.training.loss_terms import BCETerm, SizeTerm
+from sizeseg.training.loss_terms import BCETerm, SizeMatchedTerm, SizeTerm
 from sizeseg.training.module import SegmentationModule
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
 
@@ -37,12 +37,15 @@ class TrainResult:
 
 
 def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
-    """Loss terms of a mode: BCE (pretrain), SizeLoss (finetune), both (mixed)."""
+    """Loss terms of a mode: BCE (pretrain), SizeLoss (finetune), both (mixed); the size-matched
+    pseudo-label BCE joins the size modes when ``cfg.size_matched_weight`` > 0."""
     terms = []
     if mode in ("pretrain", "mixed"):
         terms.append(BCETerm(weight=cfg.bce_weight))
     if mode in ("finetune", "mixed"):
         terms.append(SizeTerm(n_samples=cfg.n_samples, weight=cfg.size_weight))
+        if cfg.size_matched_weight > 0:
+            terms.append(SizeMatchedTerm(weight=cfg.size_matched_weight))
     if not terms:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
     return terms
