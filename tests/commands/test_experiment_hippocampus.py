@@ -70,3 +70,46 @@ def test_experiment_cli_rejects_bad_lists():
     with pytest.raises(ValueError, match="--n: expected"):
         H._int_list("1,x", "--n")
     assert H._int_list("10,all", "--m", allow_all=True) == [10, None]
+
+
+def test_experiment_cli_rejects_unknown_stages():
+    assert H._stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
+    with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched"):
+        H._stage_list("size,mixed")
+
+
+def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
+    calls = []
+
+    class Result:
+        def __init__(self, run_dir):
+            self.best, self.metrics_csv = run_dir / "best.ckpt", run_dir / "metrics.csv"
+
+    def fake_train_once(mode, data, run_dir, cfg, init=None, progress_bar=False):
+        calls.append((run_dir.name, mode, cfg.size_matched_weight))
+        return Result(run_dir)
+
+    monkeypatch.setattr(H, "_train_once", fake_train_once)
+    monkeypatch.setattr(H, "_scores", lambda ckpt, split: {"IoU": 0.5, "Dice": 0.6, "E": 1.0})
+    monkeypatch.setattr(H, "_epochs", lambda csv: [])
+    monkeypatch.setattr(H, "best_checkpoint_of", lambda run_dir: run_dir / "best.ckpt")
+
+    class Data:
+        splits = np.array(["train"] * 40 + ["test"] * 5)
+
+        def split(self, name):
+            return None
+
+    profile = H.PROFILES["quick"]
+    rows = H.run_pretraining_item(Data(), tmp_path, profile, 10, 0)
+    assert [r["stage"] for r in rows] == ["pretrained", "size fine-tuned", "mixed"]
+    assert [c[0] for c in calls] == ["pretrain", "finetune", "mixed"]
+    calls.clear()
+    rows = H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=["size fine-tuned", "size-matched"])
+    assert calls == [("pretrain", "pretrain", 0.0), ("size_matched", "finetune", 1.0)]
+    assert [r["stage"] for r in rows] == ["pretrained", "size fine-tuned", "size-matched"]
+    calls.clear()
+    H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=["mixed", "size-matched"])
+    assert calls == []
+    cached = json.loads((tmp_path / "runs" / "pretraining" / "m10-s0" / "result.json").read_text())
+    assert sorted(r["stage"] for r in cached) == ["mixed", "pretrained", "size fine-tuned", "size-matched"]

@@ -50,6 +50,7 @@ class Profile:
     samples_epochs: int = 6
     mask_fraction: float = 0.5
     finetune_lr: float = 1e-4  # 1e-3 (the pre-training rate) wrecked the IoU within one epoch on hippocampus
+    stages: tuple[str, ...] = ("size fine-tuned", "mixed")  # keys of FINETUNE_STAGES, run after pre-training
     keep_checkpoints: bool = False
 
 
@@ -70,6 +71,14 @@ PROFILES: dict[str, Profile] = {
 # The paper's figures ("Learning segmentation from object sizes", Sec. 4), as its text states them.
 PAPER_SAMPLES = "paper (Fig. 5, RTX 2080 Ti): a size epoch at n = 1 took ≈10× a supervised epoch, growing roughly exponentially with n"
 PAPER_PRETRAINING = "paper (Fig. 7): fine-tuning on sizes raised test IoU by ≈5 % for m < 100; negligible for larger m"
+
+#: Fine-tuning variants of Exp. 2: stage name -> (run folder, training mode, TrainConfig changes).
+FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
+    "size fine-tuned": ("finetune", "finetune", {}),
+    "mixed": ("mixed", "mixed", {}),
+    # SizeLoss plus BCE to the prediction moved onto the annotated size (sizeseg.ops.size_match).
+    "size-matched": ("size_matched", "finetune", {"size_matched_weight": 1.0}),
+}
 
 
 def m_label(m: int | None) -> str:
@@ -134,35 +143,58 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
     return result
 
 
+def best_checkpoint_of(run_dir: Path) -> Path | None:
+    from sizeseg.training import best_checkpoint
+
+    return best_checkpoint(run_dir)
+
+
 def _drop_checkpoints(run_dir: Path, profile: Profile) -> None:
     if not profile.keep_checkpoints:
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
-def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed: int, progress_bar: bool = False) -> list[dict]:
-    """Pre-train on m masks, fine-tune (size-only and mixed), test after each stage; cached in result.json."""
+def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed: int, progress_bar: bool = False,
+                         stages: Sequence[str] | None = None) -> list[dict]:
+    """Pre-train on m masks, fine-tune in each of ``stages`` (default: the profile's), test after each.
+
+    Rows are cached in ``result.json``; asking for a stage it lacks trains only that stage (and,
+    when its checkpoints were dropped, the pre-training again: it is seeded and deterministic on CPU).
+    """
+    import json
+
+    stages = tuple(stages if stages is not None else profile.stages)
     run = out / "runs" / "pretraining" / f"m{m_label(m)}-s{seed}"
     done = run / "result.json"
-    if done.is_file():
-        import json
-
-        return json.loads(done.read_text())
+    rows = json.loads(done.read_text()) if done.is_file() else []
+    have = {r["stage"] for r in rows}
+    missing = [s for s in stages if s not in have]
+    if rows and not missing:
+        return [r for r in rows if r["stage"] == "pretrained" or r["stage"] in stages]
     test = data.split("test")
     n_train = int((data.splits == "train").sum())
-    rows = []
+    if (run / "pretrain" / "done.json").is_file() and best_checkpoint_of(run / "pretrain") is None:
+        shutil.rmtree(run / "pretrain")
     t0 = time.perf_counter()
     pre = _train_once("pretrain", data, run / "pretrain", _pretrain_config(profile, m, n_train, seed), progress_bar=progress_bar)
-    rows.append({"m": m_label(m), "seed": seed, "stage": "pretrained", **_scores(pre.best, test),
-                 "epochs": len(_epochs(pre.metrics_csv)), "seconds": time.perf_counter() - t0})
-    for mode, stage in (("finetune", "size fine-tuned"), ("mixed", "mixed")):
+    pretrained = {"m": m_label(m), "seed": seed, "stage": "pretrained", **_scores(pre.best, test),
+                  "epochs": len(_epochs(pre.metrics_csv)), "seconds": time.perf_counter() - t0}
+    old = [r for r in rows if r["stage"] == "pretrained"]
+    if old and abs(old[0]["IoU"] - pretrained["IoU"]) > 1e-4:
+        raise RuntimeError(f"{run}: the re-trained network's test IoU {pretrained['IoU']:.4f} differs from the cached "
+                           f"{old[0]['IoU']:.4f}; remove {run} to rerun every stage")
+    rows = [pretrained] + [r for r in rows if r["stage"] != "pretrained"]
+    for stage in missing:
+        folder, mode, settings = FINETUNE_STAGES[stage]
         t0 = time.perf_counter()
-        res = _train_once(mode, data, run / mode, _finetune_config(profile, m, seed), init=pre.best, progress_bar=progress_bar)
+        cfg = replace(_finetune_config(profile, m, seed), **settings)
+        res = _train_once(mode, data, run / folder, cfg, init=pre.best, progress_bar=progress_bar)
         rows.append({"m": m_label(m), "seed": seed, "stage": stage, **_scores(res.best, test),
                      "epochs": len(_epochs(res.metrics_csv)), "seconds": time.perf_counter() - t0})
-        _drop_checkpoints(run / mode, profile)
+        _drop_checkpoints(run / folder, profile)
     _drop_checkpoints(run / "pretrain", profile)
     write_json(done, rows)
-    return rows
+    return [r for r in rows if r["stage"] == "pretrained" or r["stage"] in stages]
 
 
 def run_samples_items(data, out: Path, profile: Profile, n_values: Sequence[int] | None = None,
@@ -278,7 +310,7 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     order = {m_label(m): i for i, m in enumerate(PROFILES["full"].m_values)}
     rows.sort(key=lambda r: (order.get(r["m"], 99), r["seed"], r["stage"]))
     write_csv(out / "pretraining.csv", rows, ["m", "seed", "stage", "IoU", "Dice", "E", "epochs", "seconds"])
-    stages = ("pretrained", "size fine-tuned", "mixed")
+    stages = ("pretrained",) + tuple(s for s in FINETUNE_STAGES if any(r["stage"] == s for r in rows))
     summary = []
     for m in sorted({r["m"] for r in rows}, key=lambda k: order.get(k, 99)):
         item = {"m": m}
@@ -324,7 +356,9 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
         f"sizes of the whole training split: SizeLoss n = 1 ('size fine-tuned'), and SizeLoss + BCE on the same m masks "
         f"('mixed', masked images ≈ {profile.mask_fraction:.0%} of each batch); up to {profile.finetune_epochs} epochs of "
         f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule). Test IoU, mean ± sd over seeds; "
-        "gain = paired difference to the pre-trained network of the same seed.", "",
+        "gain = paired difference to the pre-trained network of the same seed."
+        + (" 'size-matched': SizeLoss plus BCE to the network's own prediction moved, along its own pixel ranking, "
+           "onto the annotated size (`sizeseg.ops.size_matched_mask`)." if "size-matched" in stages else ""), "",
         markdown_table(summary, columns), "",
         "Test E (squared size error, eq. 22), mean ± sd over seeds:", "",
         markdown_table(summary, ["m", "seeds"] + [f"{s} E" for s in stages]), "",
@@ -352,7 +386,8 @@ def load_hippocampus(data_dir: str | Path, out: Path):
 
 def run_experiment(which: str, data, out: str | Path, profile: Profile, command: str,
                    seeds: Sequence[int] | None = None, m_values: Sequence[int | None] | None = None,
-                   n_values: Sequence[int] | None = None, progress_bar: bool = False) -> str:
+                   n_values: Sequence[int] | None = None, progress_bar: bool = False,
+                   stages: Sequence[str] | None = None) -> str:
     """Run ``samples`` or ``pretraining`` (the parts not finished yet) and rebuild its report."""
     out = Path(out)
     write_json(out / f"{which}_profile.json", asdict(profile))
@@ -362,7 +397,7 @@ def run_experiment(which: str, data, out: str | Path, profile: Profile, command:
     if which == "pretraining":
         for seed in seeds if seeds is not None else profile.seeds:
             for m in m_values if m_values is not None else profile.m_values:
-                run_pretraining_item(data, out, profile, m, seed, progress_bar)
+                run_pretraining_item(data, out, profile, m, seed, progress_bar, stages)
         return report_pretraining(out, profile, command)
     raise ValueError(f"which: expected 'samples' or 'pretraining', got {which!r}")
 
@@ -387,6 +422,16 @@ def _int_list(text: str | None, name: str, allow_all: bool = False) -> list | No
     return values
 
 
+def _stage_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    stages = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [s for s in stages if s not in FINETUNE_STAGES]
+    if unknown or not stages:
+        raise ValueError(f"--stages: expected comma-separated names of {', '.join(FINETUNE_STAGES)}, got {text!r}")
+    return stages
+
+
 def add_arguments(parser, which: str) -> None:
     parser.add_argument("--data", required=True,
                         help="the Task04_Hippocampus folder (prepared into OUT/prepared) or a prepared folder")
@@ -399,6 +444,8 @@ def add_arguments(parser, which: str) -> None:
     else:
         parser.add_argument("--m", help="comma-separated masked pre-training sizes, 'all' for every image (default: the profile's)")
         parser.add_argument("--seeds", help="comma-separated seeds (default: the profile's)")
+        parser.add_argument("--stages", help=f"comma-separated fine-tuning variants after pre-training, of {', '.join(FINETUNE_STAGES)} "
+                            "(default: the profile's, 'size fine-tuned,mixed')")
     parser.add_argument("--progress", action="store_true", help="show Lightning progress bars")
 
 
@@ -409,14 +456,16 @@ def run_command(args) -> int:
     n_values = _int_list(getattr(args, "n", None), "--n")
     m_values = _int_list(getattr(args, "m", None), "--m", allow_all=True)
     seeds = _int_list(getattr(args, "seeds", None), "--seeds")
+    stages = _stage_list(getattr(args, "stages", None))
     out = Path(args.out)
     data = load_hippocampus(args.data, out)  # bad data fails here, before any training
     command = f"sizeseg experiment {which} --data {args.data} --out {args.out} --profile {name}"
-    for flag, value in (("--n", getattr(args, "n", None)), ("--m", getattr(args, "m", None)), ("--seeds", getattr(args, "seeds", None))):
+    for flag, value in (("--n", getattr(args, "n", None)), ("--m", getattr(args, "m", None)), ("--seeds", getattr(args, "seeds", None)),
+                        ("--stages", f"'{args.stages}'" if getattr(args, "stages", None) else None)):
         if value is not None:
             command += f" {flag} {value}"
     print(run_experiment(which, data, out, profile, command, seeds=seeds, m_values=m_values, n_values=n_values,
-                         progress_bar=args.progress))
+                         progress_bar=args.progress, stages=stages))
     return 0
 
 
