@@ -74,7 +74,7 @@ def test_experiment_cli_rejects_bad_lists():
 
 def test_experiment_cli_rejects_unknown_stages():
     assert H._stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
-    with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched"):
+    with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, true-size oracle"):
         H._stage_list("size,mixed")
 
 

@@ -61,11 +61,12 @@ def test_pretrain_then_finetune_and_mixed_two_epochs(tmp_path):
         pytest.skip("sizeseg.SizeLoss not available yet")
     data = tiny_data(24)
     pre = train("pretrain", data, tmp_path / "pre", TrainConfig(**CFG, max_epochs=1, m=6), progress_bar=False)
-    for mode in ("finetune", "mixed"):
-        cfg = TrainConfig(**CFG, max_epochs=2, m=6, limit_train_batches=2)
-        run = train(mode, data, tmp_path / mode, cfg, init=pre.best, progress_bar=False)
+    for mode, matched in (("finetune", 0.0), ("mixed", 0.0), ("finetune", 1.0)):
+        cfg = TrainConfig(**CFG, max_epochs=2, m=6, limit_train_batches=2, size_matched_weight=matched)
+        run = train(mode, data, tmp_path / f"{mode}{matched}", cfg, init=pre.best, progress_bar=False)
         rows = _rows(run.metrics_csv)
         assert any(r.get("train/size") for r in rows)
+        assert (matched > 0) == any(r.get("train/size_matched") for r in rows)
         assert (mode == "mixed") == any(r.get("train/bce") for r in rows)
         assert max(int(r["epoch"]) for r in rows) == 1
         assert float([r for r in rows if r.get("epoch_time")][-1]["epoch_time"]) > 0
@@ -80,3 +81,17 @@ def test_small_training_sets_are_repeated_to_epoch_items():
     assert all(ids.count(i) == 4 for i in set(ids)) and len(set(ids)) == 5
     with pytest.raises(ValueError, match="epoch_items"):
         SegmentationDataModule(ds, epoch_items=0)
+
+
+@pytest.mark.slow
+def test_true_size_oracle_never_raises_the_size_error(tmp_path):
+    from sizeseg.experiments.hippocampus import _true_size_scores
+
+    data = tiny_data(24)
+    pre = train("pretrain", data, tmp_path / "pre", TrainConfig(**CFG, max_epochs=2, m=12), progress_bar=False)
+    test = data.split("test")
+    before = evaluate_model(load_model(pre.best), test)
+    after = _true_size_scores(pre.best, test)
+    # each image's mask moves to the reachable size nearest its true size, so no image's error grows
+    assert before["E"] > 0 and after["E"] <= before["E"] + 1e-6
+    assert 0.0 <= after["IoU"] <= 1.0 and 0.0 <= after["Dice"] <= 1.0

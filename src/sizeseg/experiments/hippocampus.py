@@ -79,6 +79,10 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # SizeLoss plus BCE to the prediction moved onto the annotated size (sizeseg.ops.size_match).
     "size-matched": ("size_matched", "finetune", {"size_matched_weight": 1.0}),
 }
+#: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
+#: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.
+ORACLE_STAGE = "true-size oracle"
+STAGE_NAMES = tuple(FINETUNE_STAGES) + (ORACLE_STAGE,)
 
 
 def m_label(m: int | None) -> str:
@@ -112,6 +116,25 @@ def _scores(checkpoint: Path, split) -> dict:
 
     s = evaluate_model(load_model(checkpoint), split)
     return {"IoU": s["IoU"], "Dice": s["Dice"], "E": s["E"]}
+
+
+def _true_size_scores(checkpoint: Path, split) -> dict:
+    """IoU, Dice and E of the network's test masks moved onto the true sizes (see ORACLE_STAGE)."""
+    import numpy as np
+    import torch
+
+    from sizeseg.metrics import dice_score, iou_score, squared_size_error
+    from sizeseg.ops import object_size, size_matched_mask
+    from sizeseg.training import load_model, predict_logits
+
+    logits = predict_logits(load_model(checkpoint), split.images)[:, 0]
+    sizes = torch.from_numpy(np.asarray(split.sizes, np.float32))
+    matched = size_matched_mask(logits, sizes)
+    has = torch.from_numpy(np.asarray(split.has_mask, bool))
+    target = torch.from_numpy(np.asarray(split.masks) > 0)[has]
+    e = squared_size_error(object_size(matched, border="background"), sizes)
+    return {"IoU": float(iou_score(matched[has], target).mean()), "Dice": float(dice_score(matched[has], target).mean()),
+            "E": float(np.nanmean(e.numpy()))}
 
 
 def _epochs(metrics_csv: Path) -> list[dict]:
@@ -185,6 +208,10 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
                            f"{old[0]['IoU']:.4f}; remove {run} to rerun every stage")
     rows = [pretrained] + [r for r in rows if r["stage"] != "pretrained"]
     for stage in missing:
+        if stage == ORACLE_STAGE:
+            rows.append({"m": m_label(m), "seed": seed, "stage": stage, **_true_size_scores(pre.best, test),
+                         "epochs": 0, "seconds": 0.0})
+            continue
         folder, mode, settings = FINETUNE_STAGES[stage]
         t0 = time.perf_counter()
         cfg = replace(_finetune_config(profile, m, seed), **settings)
@@ -310,7 +337,7 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     order = {m_label(m): i for i, m in enumerate(PROFILES["full"].m_values)}
     rows.sort(key=lambda r: (order.get(r["m"], 99), r["seed"], r["stage"]))
     write_csv(out / "pretraining.csv", rows, ["m", "seed", "stage", "IoU", "Dice", "E", "epochs", "seconds"])
-    stages = ("pretrained",) + tuple(s for s in FINETUNE_STAGES if any(r["stage"] == s for r in rows))
+    stages = ("pretrained",) + tuple(s for s in STAGE_NAMES if any(r["stage"] == s for r in rows))
     summary = []
     for m in sorted({r["m"] for r in rows}, key=lambda k: order.get(k, 99)):
         item = {"m": m}
@@ -358,7 +385,9 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
         f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule). Test IoU, mean ± sd over seeds; "
         "gain = paired difference to the pre-trained network of the same seed."
         + (" 'size-matched': SizeLoss plus BCE to the network's own prediction moved, along its own pixel ranking, "
-           "onto the annotated size (`sizeseg.ops.size_matched_mask`)." if "size-matched" in stages else ""), "",
+           "onto the annotated size (`sizeseg.ops.size_matched_mask`)." if "size-matched" in stages else "")
+        + (f" '{ORACLE_STAGE}': no training; the pre-trained network's test predictions moved the same way onto the true "
+           "test sizes, i.e. the most that knowing each size exactly buys through a threshold." if ORACLE_STAGE in stages else ""), "",
         markdown_table(summary, columns), "",
         "Test E (squared size error, eq. 22), mean ± sd over seeds:", "",
         markdown_table(summary, ["m", "seeds"] + [f"{s} E" for s in stages]), "",
@@ -426,9 +455,9 @@ def _stage_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     stages = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [s for s in stages if s not in FINETUNE_STAGES]
+    unknown = [s for s in stages if s not in STAGE_NAMES]
     if unknown or not stages:
-        raise ValueError(f"--stages: expected comma-separated names of {', '.join(FINETUNE_STAGES)}, got {text!r}")
+        raise ValueError(f"--stages: expected comma-separated names of {', '.join(STAGE_NAMES)}, got {text!r}")
     return stages
 
 
@@ -444,7 +473,7 @@ def add_arguments(parser, which: str) -> None:
     else:
         parser.add_argument("--m", help="comma-separated masked pre-training sizes, 'all' for every image (default: the profile's)")
         parser.add_argument("--seeds", help="comma-separated seeds (default: the profile's)")
-        parser.add_argument("--stages", help=f"comma-separated fine-tuning variants after pre-training, of {', '.join(FINETUNE_STAGES)} "
+        parser.add_argument("--stages", help=f"comma-separated fine-tuning variants after pre-training, of {', '.join(STAGE_NAMES)} "
                             "(default: the profile's, 'size fine-tuned,mixed')")
     parser.add_argument("--progress", action="store_true", help="show Lightning progress bars")
 
