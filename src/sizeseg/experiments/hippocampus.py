@@ -206,7 +206,7 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
     if old and abs(old[0]["IoU"] - pretrained["IoU"]) > 1e-4:
         raise RuntimeError(f"{run}: the re-trained network's test IoU {pretrained['IoU']:.4f} differs from the cached "
                            f"{old[0]['IoU']:.4f}; remove {run} to rerun every stage")
-    rows = [pretrained] + [r for r in rows if r["stage"] != "pretrained"]
+    rows = [old[0] if old else pretrained] + [r for r in rows if r["stage"] != "pretrained"]  # same network: keep its timing
     for stage in missing:
         if stage == ORACLE_STAGE:
             rows.append({"m": m_label(m), "seed": seed, "stage": stage, **_true_size_scores(pre.best, test),
