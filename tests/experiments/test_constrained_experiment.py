@@ -151,7 +151,32 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
     args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "resnet"])
     with pytest.raises(ValueError, match="--model"):
         args.func(args)
+    for bad in ("discrete=1", "discrete_size", "kl_size=x", "kl_size=-1"):
+        args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--term-weight", bad])
+        with pytest.raises(ValueError, match="--term-weight"):
+            args.func(args)
     assert not (tmp_path / "o").exists()
+
+
+def test_term_weight_overrides_reach_every_method_using_the_term():
+    profile = replace(exp.PROFILE_SETTINGS["cpu"], term_weights=exp.parse_term_weights(["discrete_size=2.5", "partial_ce=0.5"]))
+    used = set()
+    for method in exp.METHODS:
+        default = {t.name: t.weight for t in method.terms(exp.PROFILE_SETTINGS["cpu"])}
+        got = {t.name: t.weight for t in exp.method_terms(method, profile)}
+        used |= set(got)
+        assert got == {**default, **{k: v for k, v in profile.term_weights if k in default}}
+    assert used <= set(exp.TERM_NAMES)  # every name a user may need is accepted
+    assert {t.name: t.weight for t in exp.method_terms(exp.METHODS[-2], profile)}["discrete_size"] == 2.5
+
+
+def test_a_finished_run_with_other_term_weights_is_not_reused(tmp_path):
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, train_batches=2, timing_steps=1, proposal_iterations=5,
+                      widths=(4, 8, 16), stage_repeats=1)
+    exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce"], timing=False)
+    with pytest.raises(ValueError, match="term weights"):
+        exp.run_experiment(_tiny_data(), tmp_path, replace(profile, term_weights=(("partial_ce", 2.0),)),
+                           methods=["partial_ce"], timing=False)
 
 
 def test_registered_in_the_sizeseg_cli():

@@ -67,6 +67,7 @@ class Profile:
     timing_steps: int  # timed training steps per method (Table 2)
     model: str = "enet"  # a name of sizeseg.models.MODELS (the paper's ENet, or a U-Net); --model
     bounds_subject: str | None = None  # the tight bounds' subject (None: the paper's patient004, see data.bounds)
+    term_weights: tuple[tuple[str, float], ...] = ()  # (term name, weight) overrides; --term-weight
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -167,6 +168,41 @@ METHODS: tuple[Method, ...] = (
     Method("full", "Full supervision (CE on masks)", "none", _terms_full, 0.9284, 10.0, full_masks=True),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
+#: Names of the loss terms the methods use (what --term-weight may name).
+TERM_NAMES = ("partial_ce", "proposals", "size_penalty", "log_barrier", "kl_size", "discrete_size", "bce")
+
+
+def method_terms(method: Method, profile: Profile) -> list:
+    """The method's loss terms with the profile's weight overrides applied (by term name)."""
+    terms = method.terms(profile)
+    for name, weight in profile.term_weights:
+        for term in terms:
+            if term.name == name:
+                term.weight = float(weight)
+    return terms
+
+
+def parse_term_weights(items: Sequence[str] | None) -> tuple[tuple[str, float], ...]:
+    """``["discrete_size=1", ...]`` -> ``(("discrete_size", 1.0), ...)``; errors name ``--term-weight``.
+
+    Example:
+        >>> parse_term_weights(["kl_size=0.5"])
+        (('kl_size', 0.5),)
+    """
+    out = []
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in TERM_NAMES:
+            raise ValueError(f"--term-weight: expected NAME=WEIGHT with NAME one of {', '.join(TERM_NAMES)}, got {item!r}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"--term-weight: expected a number after '=', got {item!r}") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"--term-weight: expected a finite weight >= 0, got {item!r}")
+        out.append((name, weight))
+    return tuple(out)
 
 
 def register_method(method: Method) -> None:
@@ -176,6 +212,41 @@ def register_method(method: Method) -> None:
         raise ValueError(f"method {method.key!r} is already registered")
     METHODS = METHODS[:-1] + (method,) + METHODS[-1:]
     METHOD_KEYS = tuple(m.key for m in METHODS)
+#: Names of the loss terms the methods use (what --term-weight may name).
+TERM_NAMES = ("partial_ce", "proposals", "size_penalty", "log_barrier", "kl_size", "discrete_size", "bce")
+
+
+def method_terms(method: Method, profile: Profile) -> list:
+    """The method's loss terms with the profile's weight overrides applied (by term name)."""
+    terms = method.terms(profile)
+    for name, weight in profile.term_weights:
+        for term in terms:
+            if term.name == name:
+                term.weight = float(weight)
+    return terms
+
+
+def parse_term_weights(items: Sequence[str] | None) -> tuple[tuple[str, float], ...]:
+    """``["discrete_size=1", ...]`` -> ``(("discrete_size", 1.0), ...)``; errors name ``--term-weight``.
+
+    Example:
+        >>> parse_term_weights(["kl_size=0.5"])
+        (('kl_size', 0.5),)
+    """
+    out = []
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in TERM_NAMES:
+            raise ValueError(f"--term-weight: expected NAME=WEIGHT with NAME one of {', '.join(TERM_NAMES)}, got {item!r}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"--term-weight: expected a number after '=', got {item!r}") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"--term-weight: expected a finite weight >= 0, got {item!r}")
+        out.append((name, weight))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- data
@@ -355,11 +426,14 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
         if row.get("model", "enet") != profile.model:
             raise ValueError(f"{result_file}: trained with model {row.get('model', 'enet')!r}, not {profile.model!r}; "
                              "use another --out")
+        if [list(w) for w in row.get("term_weights", [])] != [list(w) for w in profile.term_weights]:
+            raise ValueError(f"{result_file}: trained with term weights {row.get('term_weights', [])}, not "
+                             f"{[list(w) for w in profile.term_weights]}; use another --out")
         return row
     train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
     spec = _model_spec(profile)
-    module = SegmentationModule(build_model(**spec), method.terms(profile), lr=profile.lr,
+    module = SegmentationModule(build_model(**spec), method_terms(method, profile), lr=profile.lr,
                                 lr_step=profile.lr_step, lr_gamma=0.5, model_spec=spec)
     datamodule = SegmentationDataModule(train_set, val_set, batch_size=1, seed=seed)
     trainer = make_trainer(run_dir, max_epochs=profile.epochs, monitor="val/Dice", mode="max", patience=None,
@@ -374,6 +448,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
     row = {"method": method.key, "label": method.label, "paper_dsc": method.paper_dsc, "model": profile.model,
+           "term_weights": [list(w) for w in profile.term_weights],
            **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
            "last_epoch_dsc_slice": curve[-1] if curve else math.nan, "epochs": len(curve),
            "train_seconds": round(seconds, 1), "curve": curve}
@@ -399,7 +474,7 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
         train_set.augment = "none"
         torch.manual_seed(seed)
         model = build_model(**_model_spec(profile)).train()
-        setups.append((method, train_set, model, method.terms(profile), torch.optim.Adam(model.parameters(), lr=profile.lr)))
+        setups.append((method, train_set, model, method_terms(method, profile), torch.optim.Adam(model.parameters(), lr=profile.lr)))
     order = np.random.default_rng(seed).permutation(len(train))
     times: dict[str, list[float]] = {m.key: [] for m in methods}
     for i in range(profile.timing_steps + 3):
@@ -560,6 +635,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(a name of sizeseg.models.MODELS)")
     parser.add_argument("--bounds-subject", default=None,
                         help="training subject of the tight bounds (default: patient004, the paper's, if in the split)")
+    parser.add_argument("--term-weight", action="append", default=None, metavar="NAME=WEIGHT",
+                        help=f"override a loss term's weight in every method that uses it (repeatable); NAME one of {', '.join(TERM_NAMES)}")
     parser.add_argument("--no-timing", action="store_true", help="skip Table 2")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -581,6 +658,9 @@ def run_command(args: argparse.Namespace) -> int:
         profile = replace(profile, model=check_model_name(args.model, "--model"))
     if args.bounds_subject is not None:
         profile = replace(profile, bounds_subject=args.bounds_subject)
+    term_weights = parse_term_weights(args.term_weight)
+    if term_weights:
+        profile = replace(profile, term_weights=term_weights)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     _check_methods(methods)  # bad input fails before any work
     if not Path(args.data).is_dir():
@@ -591,7 +671,8 @@ def run_command(args: argparse.Namespace) -> int:
     command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model),
                                                                   ("--bounds-subject", args.bounds_subject))
-                       if value is not None) + (" --no-timing" if args.no_timing else "")
+                       if value is not None) + "".join(f" --term-weight {n}={w:g}" for n, w in term_weights) \
+        + (" --no-timing" if args.no_timing else "")
     table1, table2 = run_experiment(data, out, profile, methods, command=command, seed=args.seed, timing=not args.no_timing)
     print((out / "report.md").read_text())
     return 0
