@@ -49,6 +49,11 @@ def test_pretrain_evaluate_predict(tmp_path, capsys):
                  "--epochs", "1", "--batch-size", "4", "--m", "6"]) == 0
     ckpt = run / "checkpoints" / "best.ckpt"
     assert ckpt.is_file() and (run / "metrics.csv").is_file()
+    ft = tmp_path / "ft"
+    assert main(["finetune", "--data", str(tmp_path / "prep"), "--out", str(ft), "--init", str(ckpt), "--epochs", "1",
+                 "--batch-size", "4", "--limit-train-batches", "2", "--size-matched-weight", "0.5"]) == 0
+    with open(ft / "metrics.csv") as fh:
+        assert any(r.get("train/size_matched") for r in csv.DictReader(fh))
     assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tmp_path / "prep"), "--split", "val",
                  "--out", str(tmp_path / "eval")]) == 0
     scores = json.loads((tmp_path / "eval" / "scores.json").read_text())

@@ -29,6 +29,8 @@ FINETUNE_FLAGS = {
     "--n-samples": ("n_samples", int, "SizeLoss gradient samples n"),
     "--m": ("m", int, "mixed mode: masked training images kept (default: all)"),
     "--mask-fraction": ("mask_fraction", float, "mixed mode: expected fraction of masked images per epoch"),
+    "--size-matched-weight": ("size_matched_weight", float,
+                              "weight of BCE to the prediction moved onto each annotated size (0: off, the default)"),
 }
 
 
