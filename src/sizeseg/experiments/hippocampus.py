@@ -62,7 +62,7 @@ PROFILES: dict[str, Profile] = {
     # left networks that size fine-tuning made worse. A fine-tuning "epoch" is 29 batches (~1/4 pass).
     "cpu": Profile("cpu", "unet-small", 32, 1e-3, pretrain_steps=1500, pretrain_val_steps=50, pretrain_patience=6,
                    finetune_epochs=12, finetune_batches=29, finetune_patience=4, n_values=(1, 2, 4, 8),
-                   m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1), samples_epochs=3),
+                   m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1), samples_epochs=12),
     "full": Profile("full", "unet", 32, 1e-3, pretrain_steps=20000, pretrain_val_steps=100, pretrain_patience=10,
                     finetune_epochs=100, finetune_batches=None, finetune_patience=5, n_values=(1, 2, 4, 8),
                     m_values=(10, 20, 40, 85, 170, 340, ALL), seeds=(0, 1, 2, 3, 4), samples_epochs=50),
@@ -244,7 +244,8 @@ def run_samples_items(data, out: Path, profile: Profile, n_values: Sequence[int]
         run = base / f"n{n}"
         if (run / "result.json").is_file():
             continue
-        cfg = _finetune_config(profile, None, 0, n_samples=n, epochs=profile.samples_epochs)
+        # No early stopping: the curves over every epoch are the result (the paper's Fig. 6).
+        cfg = replace(_finetune_config(profile, None, 0, n_samples=n, epochs=profile.samples_epochs), patience=0)
         res = _train_once("finetune", data, run, cfg, init=pre.best, progress_bar=progress_bar)
         write_json(run / "result.json", _epochs(res.metrics_csv))
         _drop_checkpoints(run, profile)
