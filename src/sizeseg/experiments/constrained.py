@@ -212,41 +212,6 @@ def register_method(method: Method) -> None:
         raise ValueError(f"method {method.key!r} is already registered")
     METHODS = METHODS[:-1] + (method,) + METHODS[-1:]
     METHOD_KEYS = tuple(m.key for m in METHODS)
-#: Names of the loss terms the methods use (what --term-weight may name).
-TERM_NAMES = ("partial_ce", "proposals", "size_penalty", "log_barrier", "kl_size", "discrete_size", "bce")
-
-
-def method_terms(method: Method, profile: Profile) -> list:
-    """The method's loss terms with the profile's weight overrides applied (by term name)."""
-    terms = method.terms(profile)
-    for name, weight in profile.term_weights:
-        for term in terms:
-            if term.name == name:
-                term.weight = float(weight)
-    return terms
-
-
-def parse_term_weights(items: Sequence[str] | None) -> tuple[tuple[str, float], ...]:
-    """``["discrete_size=1", ...]`` -> ``(("discrete_size", 1.0), ...)``; errors name ``--term-weight``.
-
-    Example:
-        >>> parse_term_weights(["kl_size=0.5"])
-        (('kl_size', 0.5),)
-    """
-    out = []
-    for item in items or ():
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or name not in TERM_NAMES:
-            raise ValueError(f"--term-weight: expected NAME=WEIGHT with NAME one of {', '.join(TERM_NAMES)}, got {item!r}")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise ValueError(f"--term-weight: expected a number after '=', got {item!r}") from None
-        if not weight >= 0 or weight == float("inf"):
-            raise ValueError(f"--term-weight: expected a finite weight >= 0, got {item!r}")
-        out.append((name, weight))
-    return tuple(out)
 
 
 # --------------------------------------------------------------------------- data
