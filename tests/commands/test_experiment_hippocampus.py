@@ -24,7 +24,7 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
     for m in ("10", "85", "all"):
         for seed in (0, 1, 2):
             rows = []
-            for stage in ("pretrained", "size fine-tuned", "mixed"):
+            for stage in ("pretrained", "size fine-tuned", "mixed") + (("true-size oracle",) if m == "10" else ()):
                 iou, e = float(rng.uniform(0.4, 0.8)), float(rng.uniform(0.5, 3.0))
                 truth[(m, seed, stage)] = iou
                 truth[(m, seed, stage, "E")] = e
@@ -37,6 +37,7 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
     assert "Command: `cmd`" in text and "paper (Fig. 7)" in text
     summary = {r["m"]: r for r in read_csv(tmp_path / "pretraining_summary.csv")}
     assert list(summary) == ["10", "85", "all"]
+    assert all(row["seeds"] == "3" for row in summary.values())
     for m, row in summary.items():
         mean, sd, _ = mean_sd(truth[(m, s, "mixed")] for s in range(3))
         assert row["mixed IoU"] == f"{mean:.4f} ± {sd:.4f}"
@@ -45,7 +46,8 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
         assert row["size fine-tuned gain"] == f"{g:+.4f} ± {gsd:.4f}"
         e_mean, e_sd, _ = mean_sd(truth[(m, s, "pretrained", "E")] for s in range(3))
         assert row["pretrained E"] == f"{e_mean:.2f} ± {e_sd:.2f}"
-    assert len(read_csv(tmp_path / "pretraining.csv")) == 27
+    assert len(read_csv(tmp_path / "pretraining.csv")) == 30
+    assert summary["10"]["true-size oracle IoU"] and not summary["85"]["true-size oracle IoU"]
     assert (tmp_path / "pretraining.png").stat().st_size > 0
 
 

@@ -346,7 +346,8 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
             mean, sd, count = mean_sd(r["IoU"] for r in rows if r["m"] == m and r["stage"] == stage)
             item[f"{stage} IoU"] = f"{mean:.4f} ± {sd:.4f}" if count else ""
             item[f"_{stage}"] = mean
-            item["seeds"] = count
+            if stage == "pretrained":
+                item["seeds"] = count
             e_mean, e_sd, e_count = mean_sd(r["E"] for r in rows if r["m"] == m and r["stage"] == stage)
             item[f"{stage} E"] = f"{e_mean:.2f} ± {e_sd:.2f}" if e_count else ""
         # Gains per seed (paired), then mean ± sd.
