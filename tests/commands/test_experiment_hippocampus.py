@@ -94,6 +94,7 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
     monkeypatch.setattr(H, "_train_once", fake_train_once)
     monkeypatch.setattr(H, "_scores", lambda ckpt, split: {"IoU": 0.5, "Dice": 0.6, "E": 1.0})
     monkeypatch.setattr(H, "_epochs", lambda csv: [])
+    monkeypatch.setattr(H, "_true_size_scores", lambda ckpt, split: {"IoU": 0.55, "Dice": 0.65, "E": 0.0})
     monkeypatch.setattr(H, "best_checkpoint_of", lambda run_dir: run_dir / "best.ckpt")
 
     class Data:
@@ -104,7 +105,8 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
 
     profile = H.PROFILES["quick"]
     rows = H.run_pretraining_item(Data(), tmp_path, profile, 10, 0)
-    assert [r["stage"] for r in rows] == ["pretrained", "size fine-tuned", "mixed"]
+    assert [r["stage"] for r in rows] == ["pretrained", "size fine-tuned", "mixed", "true-size oracle"]
+    assert rows[-1]["IoU"] == 0.55
     assert [c[0] for c in calls] == ["pretrain", "finetune", "mixed"]
     calls.clear()
     rows = H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=["size fine-tuned", "size-matched"])
@@ -114,4 +116,4 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
     H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=["mixed", "size-matched"])
     assert calls == []
     cached = json.loads((tmp_path / "runs" / "pretraining" / "m10-s0" / "result.json").read_text())
-    assert sorted(r["stage"] for r in cached) == ["mixed", "pretrained", "size fine-tuned", "size-matched"]
+    assert sorted(r["stage"] for r in cached) == ["mixed", "pretrained", "size fine-tuned", "size-matched", "true-size oracle"]

@@ -50,7 +50,8 @@ class Profile:
     samples_epochs: int = 6
     mask_fraction: float = 0.5
     finetune_lr: float = 1e-4  # 1e-3 (the pre-training rate) wrecked the IoU within one epoch on hippocampus
-    stages: tuple[str, ...] = ("size fine-tuned", "mixed")  # keys of FINETUNE_STAGES, run after pre-training
+    # names of FINETUNE_STAGES (and the cheap ORACLE_STAGE), run after pre-training; --stages
+    stages: tuple[str, ...] = ("size fine-tuned", "mixed", "true-size oracle")
     keep_checkpoints: bool = False
 
 
@@ -476,7 +477,7 @@ def add_arguments(parser, which: str) -> None:
         parser.add_argument("--m", help="comma-separated masked pre-training sizes, 'all' for every image (default: the profile's)")
         parser.add_argument("--seeds", help="comma-separated seeds (default: the profile's)")
         parser.add_argument("--stages", help=f"comma-separated fine-tuning variants after pre-training, of {', '.join(STAGE_NAMES)} "
-                            "(default: the profile's, 'size fine-tuned,mixed')")
+                            "(default: the profile's, 'size fine-tuned,mixed,true-size oracle')")
     parser.add_argument("--progress", action="store_true", help="show Lightning progress bars")
 
 
