@@ -4,7 +4,9 @@
    n in the profile's ``n_values``; report the epoch duration relative to a supervised epoch over
    the same number of batches (paper Fig. 5) and the validation E and IoU over epochs (Fig. 6).
 2. ``pretraining``: for each m and seed, pre-train on m masked images, then fine-tune on the sizes of
-   the whole training split (size-only, and mixed: masks of the same m images plus all sizes);
+   the whole training split in each of the ``--stages`` (size-only; mixed: masks of the same m
+   images plus all sizes; size-matched: SizeLoss plus BCE to the size-matched masks) and test the
+   true-size oracle (no training: the pre-trained predictions moved onto the true test sizes);
    report test IoU after each stage, mean ± sd over seeds (Fig. 7).
 
 Profiles: ``quick`` (minutes on a CPU), ``cpu`` (pre-training to convergence; about 10–15 minutes per m and seed on one core), ``full`` (the paper's
