@@ -65,6 +65,8 @@ def test_batch_dims_and_nan_sizes():
     assert masks.shape == scores.shape and masks.dtype == torch.bool
     assert torch.equal(masks[0, 1], scores[0, 1] > 0) and torch.equal(masks[1, 2], scores[1, 2] > 0)
     assert not masks[1, 0].any()
+    empty = size_matched_mask(torch.zeros(0, 5, 5), torch.zeros(0))
+    assert empty.shape == (0, 5, 5) and size_matched_rank(torch.zeros(0, 5, 5), torch.zeros(0)).shape == (0,)
 
 
 @pytest.mark.parametrize("sizes,message", [

@@ -67,6 +67,34 @@ class _RankedMasks:
         return lo
 
 
+def _match(scores: Any, sizes: Any, spatial_dims: int, threshold: float,
+           border: str) -> tuple[_RankedMasks | None, torch.Tensor, torch.Tensor]:
+    """The flat batch's ranked masks (None when empty), k* per image (flat) and the scores' tensor."""
+    scores = torch.as_tensor(scores).detach()
+    sizes = torch.as_tensor(sizes, device=scores.device).detach().float()
+    _check(scores, sizes, spatial_dims)
+    spatial = tuple(scores.shape[scores.ndim - spatial_dims:])
+    flat_scores = scores.reshape((-1,) + spatial).float()
+    target = sizes.reshape(-1)
+    k0 = (flat_scores.flatten(1) <= threshold).sum(1)
+    if flat_scores.shape[0] == 0:
+        return None, k0, scores
+    known = ~torch.isnan(target)
+    s = torch.where(known, target, torch.zeros_like(target))
+    f = _RankedMasks(flat_scores, spatial, spatial_dims, border)
+
+    a = f.first(s, strict=False)  # first k whose size is <= s (a <= N, since f(N) = 0)
+    f_a, f_before = f.size(a), f.size(a - 1)
+    exact = f_a == s
+    # Not exact: f(a) < s < f(a - 1); take the nearer size; on a tie, the side k0 lies on.
+    gap_below, gap_above = s - f_a, f_before - s
+    take_above = (a > 0) & ((gap_above < gap_below) | ((gap_above == gap_below) & (k0 < a)))
+    z = torch.where(exact, s, torch.where(take_above, f_before, f_a))
+    lo, hi = f.first(z, strict=False), f.first(z, strict=True) - 1
+    k = torch.minimum(torch.maximum(k0, lo), hi)
+    return f, torch.where(known, k, k0), scores
+
+
 def size_matched_rank(scores: Any, sizes: Any, spatial_dims: int = 2, threshold: float = 0.0,
                       border: str = "background") -> torch.Tensor:
     r"""Per image, how many of the lowest-scoring pixels the size-matched mask drops (see module doc).
@@ -90,30 +118,8 @@ def size_matched_rank(scores: Any, sizes: Any, spatial_dims: int = 2, threshold:
     Returns:
         long tensor of shape (*batch,).
     """
-    scores = torch.as_tensor(scores).detach()
-    sizes = torch.as_tensor(sizes, device=scores.device).detach().float()
-    _check(scores, sizes, spatial_dims)
-    batch_shape = tuple(scores.shape[: scores.ndim - spatial_dims])
-    spatial = tuple(scores.shape[scores.ndim - spatial_dims:])
-    flat_scores = scores.reshape((-1,) + spatial).float()
-    target = sizes.reshape(-1)
-    k0 = (flat_scores.reshape(flat_scores.shape[0], -1) <= threshold).sum(1)
-    if flat_scores.shape[0] == 0:
-        return k0.reshape(batch_shape)
-    known = ~torch.isnan(target)
-    s = torch.where(known, target, torch.zeros_like(target))
-    f = _RankedMasks(flat_scores, spatial, spatial_dims, border)
-
-    a = f.first(s, strict=False)  # first k whose size is <= s (a <= N, since f(N) = 0)
-    f_a, f_before = f.size(a), f.size(a - 1)
-    exact = f_a == s
-    # Not exact: f(a) < s < f(a - 1); take the nearer size; on a tie, the side k0 lies on.
-    gap_below, gap_above = s - f_a, f_before - s
-    take_above = (a > 0) & ((gap_above < gap_below) | ((gap_above == gap_below) & (k0 < a)))
-    z = torch.where(exact, s, torch.where(take_above, f_before, f_a))
-    lo, hi = f.first(z, strict=False), f.first(z, strict=True) - 1
-    k = torch.minimum(torch.maximum(k0, lo), hi)
-    return torch.where(known, k, k0).reshape(batch_shape)
+    _, k, scores = _match(scores, sizes, spatial_dims, threshold, border)
+    return k.reshape(tuple(scores.shape[: scores.ndim - spatial_dims]))
 
 
 def size_matched_mask(scores: Any, sizes: Any, spatial_dims: int = 2, threshold: float = 0.0,
@@ -135,10 +141,6 @@ def size_matched_mask(scores: Any, sizes: Any, spatial_dims: int = 2, threshold:
         >>> [int(object_size(size_matched_mask(scores, torch.tensor([s])))[0]) for s in (6.0, 2.0, 4.0)]
         [6, 2, 4]
     """
-    as_numpy = isinstance(scores, np.ndarray)
-    scores_t = torch.as_tensor(scores).detach()
-    k = size_matched_rank(scores_t, sizes, spatial_dims, threshold, border)
-    spatial = tuple(scores_t.shape[scores_t.ndim - spatial_dims:])
-    flat = scores_t.reshape((-1,) + spatial).float()
-    masks = _RankedMasks(flat, spatial, spatial_dims, border).mask(k.reshape(-1)).reshape(scores_t.shape)
-    return masks.cpu().numpy() if as_numpy else masks
+    ranked, k, scores_t = _match(scores, sizes, spatial_dims, threshold, border)
+    masks = ranked.mask(k).reshape(scores_t.shape) if ranked is not None else torch.zeros(scores_t.shape, dtype=torch.bool, device=scores_t.device)
+    return masks.cpu().numpy() if isinstance(scores, np.ndarray) else masks
