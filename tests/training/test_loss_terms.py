@@ -37,6 +37,8 @@ def test_terms_validate():
         SizeTerm(n_samples=0)
     with pytest.raises(ValueError, match=r"batch\['size'\]: expected shape \(2,\)"):
         SizeTerm()(torch.zeros(2, 1, 3, 3), {"size": torch.zeros(3)})
+    with pytest.raises(ValueError, match=r"batch\['size'\]: expected shape \(2,\)"):
+        SizeMatchedTerm()(torch.zeros(2, 1, 3, 3), {"size": torch.zeros(3), "has_mask": torch.zeros(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match="logits and batch\\['mask'\\]"):
         BCETerm()(torch.zeros(2, 1, 3, 3), {"mask": torch.zeros(2, 1, 3, 4), "has_mask": torch.ones(2, dtype=torch.bool)})
 

@@ -27,6 +27,14 @@ def zero_like_graph(logits: torch.Tensor) -> torch.Tensor:
     return logits.sum() * 0.0
 
 
+def _sized_images(logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+    """Boolean (B,) of the images whose ``batch["size"]`` is not NaN; the sizes' shape checked."""
+    sizes = batch["size"]
+    if sizes.ndim != 1 or sizes.shape[0] != logits.shape[0]:
+        raise ValueError(f"batch['size']: expected shape ({logits.shape[0]},), got {tuple(sizes.shape)}")
+    return ~torch.isnan(sizes)
+
+
 def _check_weight(weight: float) -> float:
     if not isinstance(weight, (int, float)) or weight < 0:
         raise ValueError(f"weight: expected a number >= 0, got {weight!r}")
@@ -91,13 +99,10 @@ class SizeTerm:
         return self._loss
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
-        sizes = batch["size"]
-        if sizes.ndim != 1 or sizes.shape[0] != logits.shape[0]:
-            raise ValueError(f"batch['size']: expected shape ({logits.shape[0]},), got {tuple(sizes.shape)}")
-        keep = ~torch.isnan(sizes)
+        keep = _sized_images(logits, batch)
         if not bool(keep.any()):
             return zero_like_graph(logits)
-        return self._module()(logits[keep], sizes[keep].float())
+        return self._module()(logits[keep], batch["size"][keep].float())
 
 
 class SizeMatchedTerm:
@@ -117,10 +122,7 @@ class SizeMatchedTerm:
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
         from sizeseg.losses.size_matched_bce import size_matched_bce
 
-        sizes = batch["size"]
-        if sizes.ndim != 1 or sizes.shape[0] != logits.shape[0]:
-            raise ValueError(f"batch['size']: expected shape ({logits.shape[0]},), got {tuple(sizes.shape)}")
-        keep = ~torch.isnan(sizes) & ~batch["has_mask"].bool()
+        keep = _sized_images(logits, batch) & ~batch["has_mask"].bool()
         if not bool(keep.any()):
             return zero_like_graph(logits)
-        return size_matched_bce(logits[keep], sizes[keep].float(), spatial_dims=logits.ndim - 2)
+        return size_matched_bce(logits[keep], batch["size"][keep].float(), spatial_dims=logits.ndim - 2)
