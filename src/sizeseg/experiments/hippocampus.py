@@ -124,20 +124,15 @@ def _scores(checkpoint: Path, split) -> dict:
 def _true_size_scores(checkpoint: Path, split) -> dict:
     """IoU, Dice and E of the network's test masks moved onto the true sizes (see ORACLE_STAGE)."""
     import numpy as np
-    import torch
 
-    from sizeseg.metrics import dice_score, iou_score, squared_size_error
-    from sizeseg.ops import object_size, size_matched_mask
+    from sizeseg.ops import size_matched_mask
     from sizeseg.training import load_model, predict_logits
+    from sizeseg.training.pipeline import evaluate_logits
 
-    logits = predict_logits(load_model(checkpoint), split.images)[:, 0]
-    sizes = torch.from_numpy(np.asarray(split.sizes, np.float32))
-    matched = size_matched_mask(logits, sizes)
-    has = torch.from_numpy(np.asarray(split.has_mask, bool))
-    target = torch.from_numpy(np.asarray(split.masks) > 0)[has]
-    e = squared_size_error(object_size(matched, border="background"), sizes)
-    return {"IoU": float(iou_score(matched[has], target).mean()), "Dice": float(dice_score(matched[has], target).mean()),
-            "E": float(np.nanmean(e.numpy()))}
+    logits = predict_logits(load_model(checkpoint), split.images)
+    matched = size_matched_mask(logits[:, 0], np.asarray(split.sizes, np.float32))
+    s = evaluate_logits(matched[:, None].float() * 2 - 1, split)  # the matched mask as logits of ±1
+    return {"IoU": s["IoU"], "Dice": s["Dice"], "E": s["E"]}
 
 
 def _epochs(metrics_csv: Path) -> list[dict]:

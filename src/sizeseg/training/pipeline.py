@@ -126,7 +126,11 @@ def evaluate_model(model: nn.Module, data, batch_size: int = 64) -> dict[str, An
 
     Returns a dict with the means, ``n`` and the per-image arrays (``E_per_image``, ``IoU_per_image``).
     """
-    logits = predict_logits(model, data.images, batch_size)
+    return evaluate_logits(predict_logits(model, data.images, batch_size), data)
+
+
+def evaluate_logits(logits: torch.Tensor, data) -> dict[str, Any]:
+    """:func:`evaluate_model`'s scores of logits (N, 1, *spatial) for the items of ``data`` (mask: logits > 0)."""
     sizes = torch.from_numpy(np.asarray(data.sizes, np.float32))
     e = squared_size_error(predicted_size(logits), sizes)
     has = torch.from_numpy(np.asarray(data.has_mask, bool))
