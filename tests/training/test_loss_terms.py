@@ -62,6 +62,9 @@ def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
         TrainConfig.from_mapping({"learnin_rate": 1})
     with pytest.raises(ValueError, match="key 'batch_size' expects int, got 'big'"):
         TrainConfig.from_mapping({"batch_size": "big"})
+    for key in ("bce_weight", "size_weight", "size_matched_weight"):  # not silently "off"
+        with pytest.raises(ValueError, match=f"key '{key}' expects a weight >= 0, got -1"):
+            TrainConfig.from_mapping({key: -1})
     path = tmp_path / "c.yaml"
     path.write_text("lr: 0.01\nepochs: 3\n")
     with pytest.raises(ValueError, match=f"{path}: unknown key 'epochs'"):

@@ -115,6 +115,8 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
             raise ValueError(f"{source}: key {key!r} expects true/false, got {value!r}")
         return value
     if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key.endswith("_weight") and not value >= 0:
+            raise ValueError(f"{source}: key {key!r} expects a weight >= 0, got {value!r}")
         return float(value)
     if expected is int and isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
