@@ -118,6 +118,29 @@ def test_two_epochs_of_every_method(tmp_path):
     assert again[0]["dsc_slice"] == table1[-1]["dsc_slice"]
 
 
+def test_methods_trained_in_two_worker_processes_match_one_process(tmp_path):
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=2, widths=(4, 8, 16), stage_repeats=1,
+                      train_batches=6, timing_steps=1, proposal_iterations=5)
+    methods = ["partial_ce", "size_two_bounds", "full"]
+    serial, _ = exp.run_experiment(_tiny_data(), tmp_path / "one", profile, methods=methods, timing=False)
+    parallel, _ = exp.run_experiment(_tiny_data(), tmp_path / "two", replace(profile, workers=2), methods=methods,
+                                     timing=False)
+    assert [r["method"] for r in parallel] == methods  # the table keeps the order asked for
+    for a, b in zip(serial, parallel):
+        assert a["curve"] == b["curve"] and a["dsc_volume"] == b["dsc_volume"]
+    with open(tmp_path / "two" / "table1.csv") as fh:
+        assert [r["method"] for r in csv.DictReader(fh)] == methods
+
+
+def test_a_failing_method_in_a_worker_process_fails_the_run(tmp_path):
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, widths=(4, 8, 16), stage_repeats=1,
+                      train_batches=2, timing_steps=1, proposal_iterations=5, workers=2)
+    (tmp_path / "runs" / "partial_ce").mkdir(parents=True)
+    (tmp_path / "runs" / "partial_ce" / "result.json").write_text('{"model": "unet-tiny"}')  # refused: other model
+    with pytest.raises(ValueError, match="unet-tiny"):
+        exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce", "full"], timing=False)
+
+
 def test_model_option_trains_another_network(tmp_path):
     import torch
 
@@ -150,6 +173,9 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
         args.func(args)
     args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "resnet"])
     with pytest.raises(ValueError, match="--model"):
+        args.func(args)
+    args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--workers", "0"])
+    with pytest.raises(ValueError, match="--workers"):
         args.func(args)
     for bad in ("discrete=1", "discrete_size", "kl_size=x", "kl_size=-1"):
         args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--term-weight", bad])

@@ -68,12 +68,14 @@ class Profile:
     model: str = "enet"  # a name of sizeseg.models.MODELS (the paper's ENet, or a U-Net); --model
     bounds_subject: str | None = None  # the tight bounds' subject (None: the paper's patient004, see data.bounds)
     term_weights: tuple[tuple[str, float], ...] = ()  # (term name, weight) overrides; --term-weight
+    workers: int = 1  # methods trained at once, one process each (one torch thread each); --workers
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
     "full": Profile("full", 256, 200, (16, 64, 128), 2, 5e-3, 100, 500, None, None, 200),
-    # ~2 h on 2 cores: 64x64 slices, a narrower ENet, 400 random slices per epoch, 20 epochs.
-    "cpu": Profile("cpu", 64, 20, (8, 32, 64), 2, 5e-3, 10, 100, 400, None, 100),
+    # ~2 h on 2 cores: 64x64 slices, a narrower ENet, 400 random slices per epoch, 60 epochs (lr halved
+    # after 30, the paper's halving at half-time), two methods at once.
+    "cpu": Profile("cpu", 64, 60, (8, 32, 64), 2, 5e-3, 30, 100, 400, None, 100, workers=2),
     "quick": Profile("quick", 64, 3, (8, 32, 64), 1, 5e-3, 0, 50, 60, 12, 20),
 }
 
@@ -566,13 +568,42 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
             "bounds_subject": subject, "a": round(a, 1), "b": round(b, 1),
             "weak_labelled_pixels_%": round(100 * frac["of_pixels"], 3),
             "weak_of_foreground_%": round(100 * frac["of_foreground"], 2)}
-    table1 = []
-    for method in chosen:
-        table1.append(train_method(method, train, val, profile, out / "runs" / method.key, weak, (a, b), seed, subject))
-        write_report(out, profile, table1, [], command, info)
+    args = [(method, train, val, profile, out / "runs" / method.key, weak, (a, b), seed, subject) for method in chosen]
+    finished: dict[str, dict] = {}
+    for row in _train_methods(args, profile.workers, threads):
+        finished[row["method"]] = row
+        write_report(out, profile, [finished[m.key] for m in chosen if m.key in finished], [], command, info)
+    table1 = [finished[m.key] for m in chosen]
     table2 = time_methods(train, chosen, profile, weak, (a, b), seed, subject) if timing else []
     write_report(out, profile, table1, table2, command, info)
     return table1, table2
+
+
+def _train_in_worker(threads: int | None, *args) -> dict:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return train_method(*args)
+
+
+def _train_methods(args: list[tuple], workers: int, threads: int | None):
+    """Yield the result row of ``train_method(*a)`` for each ``a`` in ``args``, as each finishes.
+
+    With ``workers`` > 1 the methods train in that many spawned processes at once; each run is
+    seeded and single-threaded, so its row does not depend on ``workers``.
+    """
+    if workers <= 1 or len(args) <= 1:
+        for a in args:
+            yield train_method(*a)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_in_worker, threads, *a) for a in args]
+        for future in as_completed(futures):
+            if future.exception() is not None:  # the queued methods are dropped; running ones finish and keep their result
+                pool.shutdown(wait=False, cancel_futures=True)
+            yield future.result()
 
 
 def _check_methods(methods: Sequence[str] | None) -> list[Method]:
@@ -602,6 +633,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training subject of the tight bounds (default: patient004, the paper's, if in the split)")
     parser.add_argument("--term-weight", action="append", default=None, metavar="NAME=WEIGHT",
                         help=f"override a loss term's weight in every method that uses it (repeatable); NAME one of {', '.join(TERM_NAMES)}")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="methods trained at once, one single-threaded process each (default: the profile's, 2 for cpu)")
     parser.add_argument("--no-timing", action="store_true", help="skip Table 2")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -617,6 +650,10 @@ def run_command(args: argparse.Namespace) -> int:
         if not args.lr > 0:
             raise ValueError(f"--lr: expected a positive learning rate, got {args.lr}")
         profile = replace(profile, lr=args.lr)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ValueError(f"--workers: expected a positive int, got {args.workers}")
+        profile = replace(profile, workers=args.workers)
     if args.model is not None:
         from sizeseg.models.registry import check_model_name
 
@@ -635,7 +672,8 @@ def run_command(args: argparse.Namespace) -> int:
     command = f"sizeseg experiment constrained --data {args.data} --out {args.out} --profile {name}"
     command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model),
-                                                                  ("--bounds-subject", args.bounds_subject))
+                                                                  ("--bounds-subject", args.bounds_subject),
+                                                                  ("--workers", args.workers))
                        if value is not None) + "".join(f" --term-weight {n}={w:g}" for n, w in term_weights) \
         + (" --no-timing" if args.no_timing else "")
     table1, table2 = run_experiment(data, out, profile, methods, command=command, seed=args.seed, timing=not args.no_timing)
