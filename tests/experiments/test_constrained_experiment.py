@@ -141,6 +141,34 @@ def test_a_failing_method_in_a_worker_process_fails_the_run(tmp_path):
         exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce", "full"], timing=False)
 
 
+def test_init_starts_a_method_from_another_methods_best_network(tmp_path):
+    import torch
+
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, widths=(4, 8, 16), stage_repeats=1,
+                      train_batches=3, timing_steps=1, proposal_iterations=5)
+    # the init method is trained first when it is missing
+    table1, _ = exp.run_experiment(_tiny_data(), tmp_path / "other", replace(profile, init="size_two_bounds"),
+                                   methods=["discrete_size"], timing=False)
+    assert (tmp_path / "other" / "runs" / "size_two_bounds" / "result.json").is_file()
+    assert table1[0]["init"] == "size_two_bounds" and "size_two_bounds network" in table1[0]["label"]
+    exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["size_two_bounds"], timing=False)
+    # lr 1e-12: Adam's steps are ~lr, so the parameters stay where they started, the init network's
+    exp.run_experiment(_tiny_data(), tmp_path, replace(profile, init="size_two_bounds", lr=1e-12),
+                       methods=["discrete_size"], timing=False)
+
+    def parameters(run):
+        state = torch.load(tmp_path / "runs" / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        return {k: v for k, v in state["state_dict"].items() if "running" not in k and "num_batches" not in k}
+
+    started, init = parameters("discrete_size-from-size_two_bounds"), parameters("size_two_bounds")
+    assert started.keys() == init.keys() and all(torch.allclose(started[k], init[k], atol=1e-9) for k in init)
+    fresh, _ = exp.run_experiment(_tiny_data(), tmp_path, replace(profile, lr=1e-12), methods=["discrete_size"], timing=False)
+    assert not all(torch.allclose(parameters("discrete_size")[k], init[k], atol=1e-9) for k in init)
+    assert fresh[0]["init"] is None
+    with pytest.raises(ValueError, match="cannot be one of them"):
+        exp.run_experiment(_tiny_data(), tmp_path, replace(profile, init="full"), methods=["full"], timing=False)
+
+
 def test_model_option_trains_another_network(tmp_path):
     import torch
 
@@ -177,6 +205,11 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
     args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--workers", "0"])
     with pytest.raises(ValueError, match="--workers"):
         args.func(args)
+    for init, match in (("nonsense", "unknown method"), ("partial_ce", "among --methods")):
+        args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--init", init,
+                                  "--methods", "partial_ce,full"])
+        with pytest.raises(ValueError, match=f"--init: .*{match}"):
+            args.func(args)
     for bad in ("discrete=1", "discrete_size", "kl_size=x", "kl_size=-1"):
         args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--term-weight", bad])
         with pytest.raises(ValueError, match="--term-weight"):

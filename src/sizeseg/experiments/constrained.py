@@ -69,6 +69,7 @@ class Profile:
     bounds_subject: str | None = None  # the tight bounds' subject (None: the paper's patient004, see data.bounds)
     term_weights: tuple[tuple[str, float], ...] = ()  # (term name, weight) overrides; --term-weight
     workers: int = 1  # methods trained at once, one process each (one torch thread each); --workers
+    init: str | None = None  # a method whose best network starts every other method's training; --init
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -379,8 +380,13 @@ def _model_spec(profile: Profile) -> dict:
 
 
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
-                 ref: tuple[float, float], seed: int = 0, ref_subject: str | None = None) -> dict:
-    """Train one method; return its result row (also written to ``run_dir/result.json``)."""
+                 ref: tuple[float, float], seed: int = 0, ref_subject: str | None = None,
+                 init_dir: Path | None = None) -> dict:
+    """Train one method; return its result row (also written to ``run_dir/result.json``).
+
+    With ``init_dir`` (the run folder of ``profile.init``) training starts from that run's best
+    network instead of a fresh one.
+    """
     import lightning.pytorch as pl
 
     from sizeseg.models import build_model
@@ -396,11 +402,15 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
         if [list(w) for w in row.get("term_weights", [])] != [list(w) for w in profile.term_weights]:
             raise ValueError(f"{result_file}: trained with term weights {row.get('term_weights', [])}, not "
                              f"{[list(w) for w in profile.term_weights]}; use another --out")
+        if row.get("init") != (profile.init if init_dir is not None else None):
+            raise ValueError(f"{result_file}: started from {row.get('init') or 'a fresh network'}, not "
+                             f"{profile.init if init_dir is not None else 'a fresh network'}; use another --out")
         return row
     train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
     spec = _model_spec(profile)
-    module = SegmentationModule(build_model(**spec), method_terms(method, profile), lr=profile.lr,
+    model = build_model(**spec) if init_dir is None else load_model(best_checkpoint(init_dir)).train()
+    module = SegmentationModule(model, method_terms(method, profile), lr=profile.lr,
                                 lr_step=profile.lr_step, lr_gamma=0.5, model_spec=spec)
     datamodule = SegmentationDataModule(train_set, val_set, batch_size=1, seed=seed)
     trainer = make_trainer(run_dir, max_epochs=profile.epochs, monitor="val/Dice", mode="max", patience=None,
@@ -414,8 +424,10 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     seconds = time.perf_counter() - start
     curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
-    row = {"method": method.key, "label": method.label, "paper_dsc": method.paper_dsc, "model": profile.model,
-           "term_weights": [list(w) for w in profile.term_weights],
+    init = profile.init if init_dir is not None else None
+    row = {"method": method.key, "label": method.label + (f", started from the {init} network" if init else ""),
+           "paper_dsc": None if init else method.paper_dsc, "model": profile.model,
+           "term_weights": [list(w) for w in profile.term_weights], "init": init,
            **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
            "last_epoch_dsc_slice": curve[-1] if curve else math.nan, "epochs": len(curve),
            "train_seconds": round(seconds, 1), "curve": curve}
@@ -568,7 +580,16 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
             "bounds_subject": subject, "a": round(a, 1), "b": round(b, 1),
             "weak_labelled_pixels_%": round(100 * frac["of_pixels"], 3),
             "weak_of_foreground_%": round(100 * frac["of_foreground"], 2)}
-    args = [(method, train, val, profile, out / "runs" / method.key, weak, (a, b), seed, subject) for method in chosen]
+    init_dir = None
+    if profile.init is not None:
+        init_method = _check_methods([profile.init])[0]
+        if init_method in chosen:
+            raise ValueError(f"init: {profile.init!r} starts the other methods; it cannot be one of them")
+        init_dir = out / "runs" / profile.init
+        info["init"] = profile.init
+        train_method(init_method, train, val, replace(profile, init=None), init_dir, weak, (a, b), seed, subject)
+    args = [(method, train, val, profile, _run_dir(out, method.key, profile), weak, (a, b), seed, subject, init_dir)
+            for method in chosen]
     finished: dict[str, dict] = {}
     for row in _train_methods(args, profile.workers, threads):
         finished[row["method"]] = row
@@ -577,6 +598,11 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     table2 = time_methods(train, chosen, profile, weak, (a, b), seed, subject) if timing else []
     write_report(out, profile, table1, table2, command, info)
     return table1, table2
+
+
+def _run_dir(out: Path, key: str, profile: Profile) -> Path:
+    """``out/runs/<method>``, or ``out/runs/<method>-from-<init>`` for a run started from ``profile.init``'s network."""
+    return out / "runs" / (key if profile.init is None else f"{key}-from-{profile.init}")
 
 
 def _train_in_worker(threads: int | None, *args) -> dict:
@@ -635,6 +661,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"override a loss term's weight in every method that uses it (repeatable); NAME one of {', '.join(TERM_NAMES)}")
     parser.add_argument("--workers", type=int, default=None,
                         help="methods trained at once, one single-threaded process each (default: the profile's, 2 for cpu)")
+    parser.add_argument("--init", default=None, metavar="METHOD",
+                        help="start every method from METHOD's best network (trained first into OUT/runs/METHOD "
+                        "if missing); runs go to OUT/runs/<method>-from-METHOD")
     parser.add_argument("--no-timing", action="store_true", help="skip Table 2")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -665,6 +694,12 @@ def run_command(args: argparse.Namespace) -> int:
         profile = replace(profile, term_weights=term_weights)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     _check_methods(methods)  # bad input fails before any work
+    if args.init is not None:
+        if args.init not in METHOD_KEYS:
+            raise ValueError(f"--init: unknown method {args.init!r}; expected one of {list(METHOD_KEYS)}")
+        if args.init in (methods or METHOD_KEYS):
+            raise ValueError(f"--init: {args.init!r} starts the other methods, so it cannot be among --methods")
+        profile = replace(profile, init=args.init)
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data: {args.data} is not a folder")
     out = Path(args.out)
@@ -673,7 +708,7 @@ def run_command(args: argparse.Namespace) -> int:
     command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model),
                                                                   ("--bounds-subject", args.bounds_subject),
-                                                                  ("--workers", args.workers))
+                                                                  ("--workers", args.workers), ("--init", args.init))
                        if value is not None) + "".join(f" --term-weight {n}={w:g}" for n, w in term_weights) \
         + (" --no-timing" if args.no_timing else "")
     table1, table2 = run_experiment(data, out, profile, methods, command=command, seed=args.seed, timing=not args.no_timing)
