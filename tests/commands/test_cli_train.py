@@ -39,6 +39,9 @@ def test_missing_prepared_folder_and_bad_flags(tmp_path, capsys):
     assert "--masks" in capsys.readouterr().err
     assert main(["experiment", "pretraining", "--data", str(tmp_path), "--out", str(tmp_path / "e"), "--m", "ten"]) == 2
     assert "--m: expected comma-separated" in capsys.readouterr().err
+    assert main(["experiment", "pretraining", "--data", str(tmp_path), "--out", str(tmp_path / "e"), "--workers", "0"]) == 2
+    assert "--workers: expected a positive int, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
 
 
 def test_pretrain_evaluate_predict(tmp_path, capsys):

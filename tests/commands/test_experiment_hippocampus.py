@@ -117,3 +117,20 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
     assert calls == []
     cached = json.loads((tmp_path / "runs" / "pretraining" / "m10-s0" / "result.json").read_text())
     assert sorted(r["stage"] for r in cached) == ["mixed", "pretrained", "size fine-tuned", "size-matched", "true-size oracle"]
+
+
+def test_pretraining_items_in_two_worker_processes_match_one_process(tmp_path):
+    from dataclasses import replace
+
+    from sizeseg.data.synthetic import synthetic_data
+
+    data = synthetic_data(40, shape=(32, 32), seed=0)
+    profile = replace(H.PROFILES["quick"], model="unet-tiny", batch_size=4, pretrain_steps=4, pretrain_val_steps=2,
+                      finetune_epochs=1, finetune_batches=2, stages=("size fine-tuned",))
+    for out, workers in ((tmp_path / "one", 1), (tmp_path / "two", 2)):
+        H.run_experiment("pretraining", data, out, profile, "pytest", seeds=[0, 1], m_values=[4], workers=workers)
+
+    def rows(out):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in read_csv(out / "pretraining.csv")]
+
+    assert len(rows(tmp_path / "one")) == 4 and rows(tmp_path / "one") == rows(tmp_path / "two")

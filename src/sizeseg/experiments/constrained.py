@@ -591,7 +591,9 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     args = [(method, train, val, profile, _run_dir(out, method.key, profile), weak, (a, b), seed, subject, init_dir)
             for method in chosen]
     finished: dict[str, dict] = {}
-    for row in _train_methods(args, profile.workers, threads):
+    from sizeseg.experiments.parallel import run_jobs
+
+    for row in run_jobs(train_method, args, profile.workers, threads if profile.workers > 1 else None):
         finished[row["method"]] = row
         write_report(out, profile, [finished[m.key] for m in chosen if m.key in finished], [], command, info)
     table1 = [finished[m.key] for m in chosen]
@@ -603,33 +605,6 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
 def _run_dir(out: Path, key: str, profile: Profile) -> Path:
     """``out/runs/<method>``, or ``out/runs/<method>-from-<init>`` for a run started from ``profile.init``'s network."""
     return out / "runs" / (key if profile.init is None else f"{key}-from-{profile.init}")
-
-
-def _train_in_worker(threads: int | None, *args) -> dict:
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return train_method(*args)
-
-
-def _train_methods(args: list[tuple], workers: int, threads: int | None):
-    """Yield the result row of ``train_method(*a)`` for each ``a`` in ``args``, as each finishes.
-
-    With ``workers`` > 1 the methods train in that many spawned processes at once; each run is
-    seeded and single-threaded, so its row does not depend on ``workers``.
-    """
-    if workers <= 1 or len(args) <= 1:
-        for a in args:
-            yield train_method(*a)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    with ProcessPoolExecutor(max_workers=min(workers, len(args)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_in_worker, threads, *a) for a in args]
-        for future in as_completed(futures):
-            if future.exception() is not None:  # the queued methods are dropped; running ones finish and keep their result
-                pool.shutdown(wait=False, cancel_futures=True)
-            yield future.result()
 
 
 def _check_methods(methods: Sequence[str] | None) -> list[Method]:

@@ -416,17 +416,28 @@ def load_hippocampus(data_dir: str | Path, out: Path):
 def run_experiment(which: str, data, out: str | Path, profile: Profile, command: str,
                    seeds: Sequence[int] | None = None, m_values: Sequence[int | None] | None = None,
                    n_values: Sequence[int] | None = None, progress_bar: bool = False,
-                   stages: Sequence[str] | None = None) -> str:
-    """Run ``samples`` or ``pretraining`` (the parts not finished yet) and rebuild its report."""
+                   stages: Sequence[str] | None = None, workers: int = 1) -> str:
+    """Run ``samples`` or ``pretraining`` (the parts not finished yet) and rebuild its report.
+
+    ``workers`` > 1 trains that many (m, seed) items of ``pretraining`` at once, one process each,
+    sharing this process's torch threads between them.
+    """
     out = Path(out)
     write_json(out / f"{which}_profile.json", asdict(profile))
     if which == "samples":
         run_samples_items(data, out, profile, n_values, progress_bar)
         return report_samples(out, profile, command)
     if which == "pretraining":
-        for seed in seeds if seeds is not None else profile.seeds:
-            for m in m_values if m_values is not None else profile.m_values:
-                run_pretraining_item(data, out, profile, m, seed, progress_bar, stages)
+        import torch
+
+        from sizeseg.experiments.parallel import run_jobs
+
+        jobs = [(data, out, profile, m, seed, progress_bar and workers == 1, stages)
+                for seed in (seeds if seeds is not None else profile.seeds)
+                for m in (m_values if m_values is not None else profile.m_values)]
+        threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
+        for _ in run_jobs(run_pretraining_item, jobs, workers, threads):
+            pass
         return report_pretraining(out, profile, command)
     raise ValueError(f"which: expected 'samples' or 'pretraining', got {which!r}")
 
@@ -475,6 +486,8 @@ def add_arguments(parser, which: str) -> None:
         parser.add_argument("--seeds", help="comma-separated seeds (default: the profile's)")
         parser.add_argument("--stages", help=f"comma-separated fine-tuning variants after pre-training, of {', '.join(STAGE_NAMES)} "
                             "(default: the profile's, 'size fine-tuned,mixed,true-size oracle')")
+        parser.add_argument("--workers", type=int, default=1,
+                            help="(m, seed) items trained at once, one process each sharing the torch threads (default 1)")
     parser.add_argument("--progress", action="store_true", help="show Lightning progress bars")
 
 
@@ -486,6 +499,9 @@ def run_command(args) -> int:
     m_values = _int_list(getattr(args, "m", None), "--m", allow_all=True)
     seeds = _int_list(getattr(args, "seeds", None), "--seeds")
     stages = _stage_list(getattr(args, "stages", None))
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise ValueError(f"--workers: expected a positive int, got {workers}")
     out = Path(args.out)
     data = load_hippocampus(args.data, out)  # bad data fails here, before any training
     command = f"sizeseg experiment {which} --data {args.data} --out {args.out} --profile {name}"
@@ -494,7 +510,7 @@ def run_command(args) -> int:
         if value is not None:
             command += f" {flag} {value}"
     print(run_experiment(which, data, out, profile, command, seeds=seeds, m_values=m_values, n_values=n_values,
-                         progress_bar=args.progress, stages=stages))
+                         progress_bar=args.progress, stages=stages, workers=workers))
     return 0
 
 
