@@ -481,8 +481,11 @@ def _fmt(v, digits: int = 4) -> str:
 
 
 def ordering_holds(rows: list[dict], key: str = "dsc_slice") -> dict[str, bool]:
-    """The paper's ordering: partial CE < proposals (loose) < one bound < two bounds < full supervision."""
-    v = {r["method"]: r[key] for r in rows}
+    """The paper's ordering: partial CE < proposals (loose) < one bound < two bounds < full supervision.
+
+    Rows started from another method's network (``--init``) are not the paper's rows and are left out.
+    """
+    v = {r["method"]: r[key] for r in rows if not r.get("init")}
     chain = ["partial_ce", "proposals_loose", "size_upper_tight", "size_two_bounds", "full"]
     present = [k for k in chain if k in v]
     checks = {f"{a} < {b}": bool(v[a] < v[b]) for a, b in zip(present, present[1:])}
@@ -514,7 +517,8 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
     lines.append("")
     for key, what in (("dsc_volume", "3D DSC per volume"), ("dsc_slice_lv", "DSC per slice with LV")):
         checks = ordering_holds(table1, key)
-        lines.append(f"Ordering of the paper ({what}): " + "; ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in checks.items()))
+        if checks:
+            lines.append(f"Ordering of the paper ({what}): " + "; ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in checks.items()))
     lines += ["", "(The per-slice DSC counts a slice without LV and an empty prediction as 1, so a network that predicts "
               "nothing scores the share of such slices; the two orderings above avoid that.)", ""]
     if table2:
