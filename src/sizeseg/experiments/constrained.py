@@ -515,12 +515,13 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
         lines.append(f"| {r['label']} | {_fmt(r['dsc_slice'])} | {_fmt(r['dsc_slice_lv'])} | {_fmt(r['dsc_volume'])} | "
                      f"{_fmt(r['last_epoch_dsc_slice'])} | {_fmt(r['paper_dsc'])} |")
     lines.append("")
-    for key, what in (("dsc_volume", "3D DSC per volume"), ("dsc_slice_lv", "DSC per slice with LV")):
-        checks = ordering_holds(table1, key)
+    orderings = [(what, ordering_holds(table1, key)) for key, what in (("dsc_volume", "3D DSC per volume"),
+                                                                       ("dsc_slice_lv", "DSC per slice with LV"))]
+    for what, checks in orderings:
         if checks:
             lines.append(f"Ordering of the paper ({what}): " + "; ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in checks.items()))
     lines += ["", "(The per-slice DSC counts a slice without LV and an empty prediction as 1, so a network that predicts "
-              "nothing scores the share of such slices; the two orderings above avoid that.)", ""]
+              "nothing scores the share of such slices" + ("; the two orderings above avoid that.)" if orderings[0][1] else ".)"), ""]
     if table2:
         lines += ["## Table 2 — training time per image", "",
                   "| Method | ours: ms/image (CPU) | ours: ratio to CE only | paper: ms/image (GTX 1080 Ti) | paper: ratio |",
