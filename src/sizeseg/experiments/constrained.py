@@ -544,9 +544,11 @@ def plot_curves(path: Path, table1: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    for r in table1:
+    for i, r in enumerate(table1):
         curve = r.get("curve") or []
-        ax.plot(range(1, len(curve) + 1), curve, label=r["label"], marker="." if len(curve) < 30 else None)
+        # ten colours, then dashed: eleven rows must stay distinguishable
+        ax.plot(range(1, len(curve) + 1), curve, label=r["label"], marker="." if len(curve) < 30 else None,
+                color=plt.cm.tab10(i % 10), linestyle=("-", "--", ":")[i // 10 % 3])
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation DSC (per slice)")
     ax.set_ylim(0, 1)
