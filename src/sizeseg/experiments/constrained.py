@@ -15,8 +15,13 @@ The proposals rows train with the cross-entropy against Pathak's latent distribu
 labelled pixels fixed in it, so each weighs 1/N like any pixel). Here they collapse to empty
 predictions within ~100 steps: the KL projection of a diffuse output under an upper bound keeps
 few pixels above 1/2, the tag slices (b = 0) push every pixel down, and nothing but the ~2
-labelled pixels per slice pushes up (results/constrained/README.md, "proposals diagnosis"). The
-row ``proposals_loose_pce`` (ours, not in the paper) adds the partial CE of the other weak rows.
+labelled pixels per slice pushes up (results/constrained/README.md, "proposals diagnosis").
+With the loose bound they leave that state after ~50 epochs of the cpu profile; with the tight
+one they did not within 60. The row ``proposals_loose_pce`` (ours, not in the paper) adds the
+partial CE of the other weak rows.
+
+The cpu profile trains two methods at once (``--workers``), each in a single-threaded process;
+``--init METHOD`` starts the chosen methods from METHOD's best network.
 
 Learning rate: the paper's text says 5e-3 (with 200 epochs); the authors' public code
 (``SizeLoss_WSS/main_MIDL.py``) uses 5e-4 with 1000 epochs and Adam betas (0.5, 0.999). We use
