@@ -579,6 +579,7 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     if threads is not None:
         torch.set_num_threads(threads)
     from sizeseg.data.weak import erosion_labels, labelled_fraction
+    from sizeseg.experiments.parallel import run_jobs
 
     chosen = _check_methods(methods)
     out = Path(out)
@@ -603,8 +604,6 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     args = [(method, train, val, profile, _run_dir(out, method.key, profile), weak, (a, b), seed, subject, init_dir)
             for method in chosen]
     finished: dict[str, dict] = {}
-    from sizeseg.experiments.parallel import run_jobs
-
     for row in run_jobs(train_method, args, profile.workers, threads if profile.workers > 1 else None):
         finished[row["method"]] = row
         write_report(out, profile, [finished[m.key] for m in chosen if m.key in finished], [], command, info)

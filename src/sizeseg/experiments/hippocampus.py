@@ -506,7 +506,8 @@ def run_command(args) -> int:
     data = load_hippocampus(args.data, out)  # bad data fails here, before any training
     command = f"sizeseg experiment {which} --data {args.data} --out {args.out} --profile {name}"
     for flag, value in (("--n", getattr(args, "n", None)), ("--m", getattr(args, "m", None)), ("--seeds", getattr(args, "seeds", None)),
-                        ("--stages", f"'{args.stages}'" if getattr(args, "stages", None) else None)):
+                        ("--stages", f"'{args.stages}'" if getattr(args, "stages", None) else None),
+                        ("--workers", workers if workers != 1 else None)):
         if value is not None:
             command += f" {flag} {value}"
     print(run_experiment(which, data, out, profile, command, seeds=seeds, m_values=m_values, n_values=n_values,

@@ -29,7 +29,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, threads: int
         raise ValueError(f"workers: expected a positive int, got {workers}")
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _call_with_threads(threads, fn, job) if threads is not None else fn(*job)
+            yield _call_with_threads(threads, fn, job)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
