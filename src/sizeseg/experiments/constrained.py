@@ -398,6 +398,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     from sizeseg.training import SegmentationDataModule, SegmentationModule, best_checkpoint, fit, load_model, make_trainer
     from sizeseg.training.constrained_terms import LogBarrierSchedule
 
+    init = profile.init if init_dir is not None else None
     result_file = run_dir / "result.json"
     if result_file.is_file():
         row = json.loads(result_file.read_text())
@@ -407,9 +408,9 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
         if [list(w) for w in row.get("term_weights", [])] != [list(w) for w in profile.term_weights]:
             raise ValueError(f"{result_file}: trained with term weights {row.get('term_weights', [])}, not "
                              f"{[list(w) for w in profile.term_weights]}; use another --out")
-        if row.get("init") != (profile.init if init_dir is not None else None):
+        if row.get("init") != init:
             raise ValueError(f"{result_file}: started from {row.get('init') or 'a fresh network'}, not "
-                             f"{profile.init if init_dir is not None else 'a fresh network'}; use another --out")
+                             f"{init or 'a fresh network'}; use another --out")
         return row
     train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -429,7 +430,6 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     seconds = time.perf_counter() - start
     curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
-    init = profile.init if init_dir is not None else None
     row = {"method": method.key, "label": method.label + (f", started from the {init} network" if init else ""),
            "paper_dsc": None if init else method.paper_dsc, "model": profile.model,
            "term_weights": [list(w) for w in profile.term_weights], "init": init,
@@ -604,7 +604,7 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     args = [(method, train, val, profile, _run_dir(out, method.key, profile), weak, (a, b), seed, subject, init_dir)
             for method in chosen]
     finished: dict[str, dict] = {}
-    for row in run_jobs(train_method, args, profile.workers, threads if profile.workers > 1 else None):
+    for row in run_jobs(train_method, args, profile.workers, threads):
         finished[row["method"]] = row
         write_report(out, profile, [finished[m.key] for m in chosen if m.key in finished], [], command, info)
     table1 = [finished[m.key] for m in chosen]

@@ -435,8 +435,7 @@ def run_experiment(which: str, data, out: str | Path, profile: Profile, command:
         jobs = [(data, out, profile, m, seed, progress_bar and workers == 1, stages)
                 for seed in (seeds if seeds is not None else profile.seeds)
                 for m in (m_values if m_values is not None else profile.m_values)]
-        threads = max(1, torch.get_num_threads() // workers) if workers > 1 else None
-        for _ in run_jobs(run_pretraining_item, jobs, workers, threads):
+        for _ in run_jobs(run_pretraining_item, jobs, workers, max(1, torch.get_num_threads() // workers)):
             pass
         return report_pretraining(out, profile, command)
     raise ValueError(f"which: expected 'samples' or 'pretraining', got {which!r}")

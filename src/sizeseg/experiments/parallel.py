@@ -16,10 +16,11 @@ def _call_with_threads(threads: int | None, fn: Callable, args: tuple) -> Any:
 def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, threads: int | None = None) -> Iterator[Any]:
     """Yield ``fn(*job)`` for each job in ``jobs``, in the order they finish.
 
-    With ``workers`` > 1 the jobs run in that many spawned processes (``fn`` and the jobs must be
-    picklable), each with ``threads`` torch threads (None: torch's default); otherwise they run
-    here, one after the other, in the order given. When a job fails, the jobs not yet started are
-    dropped, the running ones finish, and the failure is raised.
+    With ``workers`` > 1 (and more than one job) the jobs run in that many spawned processes
+    (``fn`` and the jobs must be picklable), each with ``threads`` torch threads (None: torch's
+    default); otherwise they run here, one after the other, in the order given, with this
+    process's threads untouched. When a job fails, the jobs not yet started are dropped, the
+    running ones finish, and the failure is raised.
 
     Example:
         >>> sorted(run_jobs(pow, [(2, 3), (3, 2)]))
@@ -29,7 +30,7 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, threads: int
         raise ValueError(f"workers: expected a positive int, got {workers}")
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
-            yield _call_with_threads(threads, fn, job)
+            yield fn(*job)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
