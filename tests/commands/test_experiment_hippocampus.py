@@ -69,9 +69,15 @@ def test_report_samples_relative_epoch_time(tmp_path):
 
 
 def test_experiment_cli_rejects_bad_lists():
+    from sizeseg.experiments.options import int_list
+
     with pytest.raises(ValueError, match="--n: expected"):
-        H._int_list("1,x", "--n")
-    assert H._int_list("10,all", "--m", allow_all=True) == [10, None]
+        int_list("1,x", "--n")
+    with pytest.raises(ValueError, match="--m: expected values >= 1, got 0"):
+        int_list("10,0", "--m", allow_all=True)
+    with pytest.raises(ValueError, match="--seeds: expected values >= 0, got -1"):
+        int_list("0,-1", "--seeds", minimum=0)
+    assert int_list("10,all", "--m", allow_all=True) == [10, None] and int_list(None, "--m") is None
 
 
 def test_experiment_cli_rejects_unknown_stages():

@@ -144,6 +144,44 @@ def test_a_failing_method_in_a_worker_process_fails_the_run(tmp_path):
         exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce", "full"], timing=False)
 
 
+def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
+    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=2, widths=(4, 8, 16), stage_repeats=1,
+                      train_batches=4, timing_steps=1, proposal_iterations=5)
+    methods = ["partial_ce", "size_two_bounds"]
+    one, _ = exp.run_experiment(_tiny_data(), tmp_path / "one", replace(profile, workers=1), methods=methods, timing=False,
+                                seeds=(3,))
+    assert (tmp_path / "one" / "runs" / "partial_ce-seed3" / "result.json").is_file() and one[0]["seeds"] == [3]
+    table1, _ = exp.run_experiment(_tiny_data(), tmp_path, profile, methods=methods, timing=False, seeds=(0, 3))
+    assert [r["method"] for r in table1] == methods
+    per_seed = {(r["method"], int(r["seed"])): r for r in csv.DictReader(open(tmp_path / "table1_seeds.csv"))}
+    assert set(per_seed) == {(m, s) for m in methods for s in (0, 3)}
+    for row, alone in zip(table1, one):
+        runs = [per_seed[row["method"], s] for s in (0, 3)]
+        values = [float(r["dsc_volume"]) for r in runs]
+        assert row["seeds"] == [0, 3] and row["dsc_volume"] == pytest.approx(np.mean(values), abs=1e-4)
+        assert row["dsc_volume_sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-4)
+        assert float(runs[1]["dsc_volume"]) == pytest.approx(alone["dsc_volume"], abs=1e-4)  # seed 3 run = the one above
+        assert len(row["curve"]) == 2 and row["best_epoch"] == int(np.argmax(row["curve"])) + 1
+    report = (tmp_path / "report.md").read_text()
+    assert "mean ± sd over seeds 0, 3" in report and " of 2 seeds)" in report
+    assert "dsc_volume_sd" in (tmp_path / "table1.csv").read_text()
+    with pytest.raises(ValueError, match="seed 0, not 5"):  # a cached run of another seed is not reused
+        exp.train_method(exp.METHODS[0], None, None, profile, tmp_path / "runs" / "partial_ce", None, (1, 2), seed=5)
+    for bad in ((), (0, 0), (-1,)):
+        with pytest.raises(ValueError, match="seeds"):
+            exp.run_experiment(_tiny_data(), tmp_path / "bad", profile, methods=methods, timing=False, seeds=bad)
+
+
+def test_combine_seeds_of_a_single_run_keeps_it():
+    row = {"method": "full", "seed": 2, "dsc_volume": 0.5, "curve": [0.1, 0.3]}
+    assert exp.combine_seeds([row]) == {**row, "seeds": [2]}
+    two = exp.combine_seeds([{**row, **{k: 0.5 for k in exp.SCORES}, "train_seconds": 1.0, "curve": [0.1, 0.3, 0.2]},
+                             {**row, **{k: 0.7 for k in exp.SCORES}, "train_seconds": 3.0, "seed": 4, "curve": [0.5, 0.1]}])
+    assert two["curve"] == pytest.approx([0.3, 0.2]) and two["best_epoch"] == 1 and two["epochs"] == 2
+    assert two["dsc_slice"] == pytest.approx(0.6) and two["dsc_slice_sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert two["seeds"] == [2, 4] and two["train_seconds"] == 2.0 and "seed" not in two
+
+
 def test_init_starts_a_method_from_another_methods_best_network(tmp_path):
     import torch
 
@@ -208,6 +246,10 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
     args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--workers", "0"])
     with pytest.raises(ValueError, match="--workers"):
         args.func(args)
+    for seeds, match in (("0,x", "--seeds: expected"), ("1,1", "--seeds: a seed is repeated"), ("-2", "--seeds: expected values")):
+        args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--seeds", seeds])
+        with pytest.raises(ValueError, match=match):
+            args.func(args)
     for init, match in (("nonsense", "unknown method"), ("partial_ce", "among --methods")):
         args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--init", init,
                                   "--methods", "partial_ce,full"])

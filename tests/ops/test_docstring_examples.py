@@ -1,4 +1,4 @@
-"""The runnable examples in the core ops' and size losses' docstrings run and print what they say."""
+"""The runnable examples in the docstrings (core ops, size losses, experiment helpers) run and print what they say."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["sizeseg.ops.distance", "sizeseg.ops.flip", "sizeseg.losses.size_loss",
-           "sizeseg.losses.exact", "sizeseg.losses.size_criteria", "sizeseg.ops.size_match"]
+           "sizeseg.losses.exact", "sizeseg.losses.size_criteria", "sizeseg.ops.size_match",
+           "sizeseg.experiments.options", "sizeseg.experiments.report"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -411,6 +411,8 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
         if row.get("init") != init:
             raise ValueError(f"{result_file}: started from {row.get('init') or 'a fresh network'}, not "
                              f"{init or 'a fresh network'}; use another --out")
+        if row.get("seed", 0) != seed:
+            raise ValueError(f"{result_file}: trained with seed {row.get('seed', 0)}, not {seed}; use another --out")
         return row
     train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -432,7 +434,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
     row = {"method": method.key, "label": method.label + (f", started from the {init} network" if init else ""),
            "paper_dsc": None if init else method.paper_dsc, "model": profile.model,
-           "term_weights": [list(w) for w in profile.term_weights], "init": init,
+           "term_weights": [list(w) for w in profile.term_weights], "init": init, "seed": seed,
            **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
            "last_epoch_dsc_slice": curve[-1] if curve else math.nan, "epochs": len(curve),
            "train_seconds": round(seconds, 1), "curve": curve}
@@ -502,31 +504,55 @@ def ordering_holds(rows: list[dict], key: str = "dsc_slice") -> dict[str, bool]:
     return checks
 
 
-def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[dict], command: str, info: dict) -> None:
-    """``table1.csv``, ``table2.csv``, ``report.md`` and ``dsc_curves.png`` under ``out``."""
-    write_csv(out / "table1.csv", table1, ["method", "label", "dsc_slice", "dsc_slice_lv", "dsc_volume",
-                                           "last_epoch_dsc_slice", "best_epoch", "epochs", "train_seconds",
-                                           "paper_dsc"], float_format=".4f")
+def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[dict], command: str, info: dict,
+                 per_seed: Sequence[dict] = ()) -> None:
+    """``table1.csv``, ``table2.csv``, ``report.md`` and ``dsc_curves.png`` under ``out``.
+
+    With rows of several seeds in ``per_seed``, Table 1 shows mean ± sd and ``table1_seeds.csv``
+    lists every seed's row.
+    """
+    seeds = sorted({r.get("seed", 0) for r in per_seed})
+    several = len(seeds) > 1
+    columns = ["method", "label", "dsc_slice", "dsc_slice_lv", "dsc_volume", "last_epoch_dsc_slice", "best_epoch",
+               "epochs", "train_seconds", "paper_dsc"]
+    if several:
+        write_csv(out / "table1_seeds.csv", per_seed, ["method", "seed"] + columns[1:], float_format=".4f")
+        columns[6:6] = [f"{k}_sd" for k in SCORES]
+        table1 = [{**r, "seeds": len(r["seeds"])} for r in table1]
+        columns.insert(2, "seeds")
+    write_csv(out / "table1.csv", table1, columns, float_format=".4f")
     if table2:
         write_csv(out / "table2.csv", table2, ["method", "label", "ms_per_image", "ratio_to_ce", "paper_ms"], float_format=".4f")
+
+    def cell(r: dict, key: str) -> str:
+        return f"{_fmt(r[key])} ± {_fmt(r[f'{key}_sd'], 3)}" if f"{key}_sd" in r else _fmt(r[key])
+
+    what = f"mean ± sd over seeds {', '.join(map(str, seeds))}; " if several else ""
     lines = [f"# Constrained-CNN losses on ACDC (LV cavity) — profile `{profile.name}`", "",
              f"Command: `{command}`", "",
              "Profile: " + ", ".join(f"{k}={v}" for k, v in asdict(profile).items()), "",
              "Data: " + ", ".join(f"{k}={v}" for k, v in info.items()), "",
-             "## Table 1 — validation DSC (best epoch by per-slice validation DSC)", "",
+             f"## Table 1 — validation DSC ({what}best epoch by per-slice validation DSC)", "",
              "| Method | ours: DSC per slice | ours: DSC per slice with LV | ours: 3D DSC per volume | ours: last-epoch DSC | paper (256², 200 ep.) |",
              "|---|---|---|---|---|---|"]
     for r in table1:
-        lines.append(f"| {r['label']} | {_fmt(r['dsc_slice'])} | {_fmt(r['dsc_slice_lv'])} | {_fmt(r['dsc_volume'])} | "
-                     f"{_fmt(r['last_epoch_dsc_slice'])} | {_fmt(r['paper_dsc'])} |")
+        lines.append(f"| {r['label']} | {cell(r, 'dsc_slice')} | {cell(r, 'dsc_slice_lv')} | {cell(r, 'dsc_volume')} | "
+                     f"{cell(r, 'last_epoch_dsc_slice')} | {_fmt(r['paper_dsc'])} |")
     lines.append("")
-    orderings = [(what, ordering_holds(table1, key)) for key, what in (("dsc_volume", "3D DSC per volume"),
-                                                                       ("dsc_slice_lv", "DSC per slice with LV"))]
-    for what, checks in orderings:
-        if checks:
+    orderings = [(key, what, ordering_holds(table1, key)) for key, what in (("dsc_volume", "3D DSC per volume"),
+                                                                            ("dsc_slice_lv", "DSC per slice with LV"))]
+    for key, what, checks in orderings:
+        if not checks:
+            continue
+        if several:
+            by_seed = [ordering_holds([r for r in per_seed if r.get("seed", 0) == s], key) for s in seeds]
+            counts = {k: sum(c.get(k, False) for c in by_seed) for k in checks}
+            lines.append(f"Ordering of the paper ({what}, means): " + "; ".join(
+                f"{k}: {'yes' if ok else 'NO'} (in {counts[k]} of {len(seeds)} seeds)" for k, ok in checks.items()))
+        else:
             lines.append(f"Ordering of the paper ({what}): " + "; ".join(f"{k}: {'yes' if ok else 'NO'}" for k, ok in checks.items()))
     lines += ["", "(The per-slice DSC counts a slice without LV and an empty prediction as 1, so a network that predicts "
-              "nothing scores the share of such slices" + ("; the two orderings above avoid that.)" if orderings[0][1] else ".)"), ""]
+              "nothing scores the share of such slices" + ("; the two orderings above avoid that.)" if orderings[0][2] else ".)"), ""]
     if table2:
         lines += ["## Table 2 — training time per image", "",
                   "| Method | ours: ms/image (CPU) | ours: ratio to CE only | paper: ms/image (GTX 1080 Ti) | paper: ratio |",
@@ -568,14 +594,17 @@ def plot_curves(path: Path, table1: list[dict]) -> None:
 
 # --------------------------------------------------------------------------- run
 def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[str] | None = None,
-                   command: str = "", seed: int = 0, timing: bool = True, threads: int | None = 1,
+                   command: str = "", seeds: Sequence[int] = (0,), timing: bool = True, threads: int | None = 1,
                    ) -> tuple[list[dict], list[dict]]:
-    """Train every method of ``methods`` on prepared ``data`` (train/val splits) and write the reports.
+    """Train every method of ``methods`` with every seed of ``seeds`` on prepared ``data`` and write the reports.
 
-    Finished methods (``runs/<method>/result.json``) are reused, so an interrupted run continues.
+    Finished runs (``runs/<method>[-seed<k>]/result.json``) are reused, so an interrupted run continues.
+    With several seeds, Table 1 holds each method's mean over seeds with the sample sd beside it
+    (``table1_seeds.csv`` keeps every seed's row).
     ``threads``: torch CPU threads (1 by default: with batches of one small image, more threads
     on a shared machine were 10-50x slower in our measurements; None leaves torch's setting).
     """
+    seeds = check_seeds(seeds, "seeds")
     if threads is not None:
         torch.set_num_threads(threads)
     from sizeseg.data.weak import erosion_labels, labelled_fraction
@@ -592,30 +621,78 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     info = {"train_slices": len(train), "val_slices": len(val), "resolution": "x".join(map(str, train.spatial_shape)),
             "bounds_subject": subject, "a": round(a, 1), "b": round(b, 1),
             "weak_labelled_pixels_%": round(100 * frac["of_pixels"], 3),
-            "weak_of_foreground_%": round(100 * frac["of_foreground"], 2)}
-    init_dir = None
+            "weak_of_foreground_%": round(100 * frac["of_foreground"], 2), "seeds": ",".join(map(str, seeds))}
+    init_dirs: dict[int, Path | None] = dict.fromkeys(seeds)
     if profile.init is not None:
         init_method = _check_methods([profile.init])[0]
         if init_method in chosen:
             raise ValueError(f"init: {profile.init!r} starts the other methods; it cannot be one of them")
-        init_dir = out / "runs" / profile.init
         info["init"] = profile.init
-        train_method(init_method, train, val, replace(profile, init=None), init_dir, weak, (a, b), seed, subject)
-    args = [(method, train, val, profile, _run_dir(out, method.key, profile), weak, (a, b), seed, subject, init_dir)
-            for method in chosen]
-    finished: dict[str, dict] = {}
+        plain = replace(profile, init=None)
+        for seed in seeds:  # each seed's methods start from the init method's network of the same seed
+            init_dirs[seed] = _run_dir(out, profile.init, plain, seed)
+            train_method(init_method, train, val, plain, init_dirs[seed], weak, (a, b), seed, subject)
+    args = [(method, train, val, profile, _run_dir(out, method.key, profile, seed), weak, (a, b), seed, subject,
+             init_dirs[seed]) for seed in seeds for method in chosen]
+    finished: dict[tuple[int, str], dict] = {}
+
+    def tables() -> tuple[list[dict], list[dict]]:
+        per_seed = [finished[s, m.key] for s in seeds for m in chosen if (s, m.key) in finished]
+        combined = [combine_seeds([finished[s, m.key] for s in seeds if (s, m.key) in finished])
+                    for m in chosen if any((s, m.key) in finished for s in seeds)]
+        return combined, per_seed
+
     for row in run_jobs(train_method, args, profile.workers, threads):
-        finished[row["method"]] = row
-        write_report(out, profile, [finished[m.key] for m in chosen if m.key in finished], [], command, info)
-    table1 = [finished[m.key] for m in chosen]
-    table2 = time_methods(train, chosen, profile, weak, (a, b), seed, subject) if timing else []
-    write_report(out, profile, table1, table2, command, info)
+        finished[row["seed"], row["method"]] = row
+        combined, per_seed = tables()
+        write_report(out, profile, combined, [], command, info, per_seed=per_seed)
+    table1, per_seed = tables()
+    table2 = time_methods(train, chosen, profile, weak, (a, b), seeds[0], subject) if timing else []
+    write_report(out, profile, table1, table2, command, info, per_seed=per_seed)
     return table1, table2
 
 
-def _run_dir(out: Path, key: str, profile: Profile) -> Path:
-    """``out/runs/<method>``, or ``out/runs/<method>-from-<init>`` for a run started from ``profile.init``'s network."""
-    return out / "runs" / (key if profile.init is None else f"{key}-from-{profile.init}")
+def check_seeds(seeds: Sequence[int], name: str) -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct non-negative ints, or a ValueError naming ``name``."""
+    seeds = tuple(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+        raise ValueError(f"{name}: expected one or more non-negative ints, got {list(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{name}: a seed is repeated in {list(seeds)}")
+    return tuple(int(s) for s in seeds)
+
+
+#: Table 1's scores; with several seeds a row holds their mean and ``<score>_sd`` the sample sd.
+SCORES = ("dsc_slice", "dsc_slice_lv", "dsc_volume", "last_epoch_dsc_slice")
+
+
+def combine_seeds(rows: Sequence[dict]) -> dict:
+    """One method's Table 1 row over its seeds' rows: mean and sd of each score, mean curve.
+
+    One row is returned as it is (with ``seeds``). With several, ``best_epoch`` is the epoch of the
+    mean curve's maximum, and the curve is cut to the shortest seed's.
+    """
+    from sizeseg.experiments.report import mean_sd
+
+    rows = list(rows)
+    if len(rows) == 1:
+        return {**rows[0], "seeds": [rows[0].get("seed", 0)]}
+    combined = {k: v for k, v in rows[0].items() if k not in ("seed", "curve", "best_epoch", "epochs")}
+    combined["seeds"] = [r.get("seed", 0) for r in rows]
+    for key in SCORES:
+        combined[key], combined[f"{key}_sd"], _ = mean_sd(r[key] for r in rows)
+    combined["train_seconds"] = float(np.mean([r["train_seconds"] for r in rows]))
+    length = min(len(r["curve"]) for r in rows)
+    curve = [float(np.mean([r["curve"][i] for r in rows])) for i in range(length)]
+    combined.update(curve=curve, epochs=length, best_epoch=int(np.argmax(curve)) + 1 if curve else 0)
+    return combined
+
+
+def _run_dir(out: Path, key: str, profile: Profile, seed: int = 0) -> Path:
+    """``out/runs/<method>``, ``-from-<init>`` appended for a run started from ``profile.init``'s network,
+    ``-seed<k>`` for a seed k other than 0."""
+    name = key if profile.init is None else f"{key}-from-{profile.init}"
+    return out / "runs" / (name if seed == 0 else f"{name}-seed{seed}")
 
 
 def _check_methods(methods: Sequence[str] | None) -> list[Method]:
@@ -651,7 +728,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start every method from METHOD's best network (trained first into OUT/runs/METHOD "
                         "if missing); runs go to OUT/runs/<method>-from-METHOD")
     parser.add_argument("--no-timing", action="store_true", help="skip Table 2")
-    parser.add_argument("--seed", type=int, default=0)
+    seeds = parser.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", default=None, help="comma-separated seeds: every method trains once per seed and "
+                       "Table 1 shows mean ± sd (default 0; runs of seed k > 0 go to OUT/runs/<method>-seed<k>)")
+    seeds.add_argument("--seed", type=int, default=None, help="one seed (the same as --seeds SEED)")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -680,6 +760,10 @@ def run_command(args: argparse.Namespace) -> int:
         profile = replace(profile, term_weights=term_weights)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",") if m.strip()]
     _check_methods(methods)  # bad input fails before any work
+    from sizeseg.experiments.options import int_list
+
+    seeds = (check_seeds([args.seed], "--seed") if args.seed is not None
+             else check_seeds(int_list(args.seeds or "0", "--seeds", minimum=0), "--seeds"))
     if args.init is not None:
         if args.init not in METHOD_KEYS:
             raise ValueError(f"--init: unknown method {args.init!r}; expected one of {list(METHOD_KEYS)}")
@@ -694,10 +778,11 @@ def run_command(args: argparse.Namespace) -> int:
     command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model),
                                                                   ("--bounds-subject", args.bounds_subject),
-                                                                  ("--workers", args.workers), ("--init", args.init))
+                                                                  ("--workers", args.workers), ("--init", args.init),
+                                                                  ("--seeds", ",".join(map(str, seeds)) if seeds != (0,) else None))
                        if value is not None) + "".join(f" --term-weight {n}={w:g}" for n, w in term_weights) \
         + (" --no-timing" if args.no_timing else "")
-    table1, table2 = run_experiment(data, out, profile, methods, command=command, seed=args.seed, timing=not args.no_timing)
+    run_experiment(data, out, profile, methods, command=command, seeds=seeds, timing=not args.no_timing)
     print((out / "report.md").read_text())
     return 0
 

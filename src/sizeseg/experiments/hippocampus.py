@@ -442,25 +442,6 @@ def run_experiment(which: str, data, out: str | Path, profile: Profile, command:
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _int_list(text: str | None, name: str, allow_all: bool = False) -> list | None:
-    if text is None:
-        return None
-    values: list = []
-    for part in text.split(","):
-        part = part.strip()
-        if allow_all and part == "all":
-            values.append(ALL)
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise ValueError(f"{name}: expected comma-separated positive ints{' or all' if allow_all else ''}, got {text!r}") from None
-        if value < (0 if name == "--seeds" else 1):
-            raise ValueError(f"{name}: expected values >= {0 if name == '--seeds' else 1}, got {value}")
-        values.append(value)
-    return values
-
-
 def _stage_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -494,9 +475,11 @@ def run_command(args) -> int:
     which = args.experiment
     name = "quick" if args.quick else (args.profile or "full")
     profile = PROFILES[name]
-    n_values = _int_list(getattr(args, "n", None), "--n")
-    m_values = _int_list(getattr(args, "m", None), "--m", allow_all=True)
-    seeds = _int_list(getattr(args, "seeds", None), "--seeds")
+    from sizeseg.experiments.options import int_list
+
+    n_values = int_list(getattr(args, "n", None), "--n")
+    m_values = int_list(getattr(args, "m", None), "--m", allow_all=True)
+    seeds = int_list(getattr(args, "seeds", None), "--seeds", minimum=0)
     stages = _stage_list(getattr(args, "stages", None))
     workers = getattr(args, "workers", 1)
     if workers < 1:
