@@ -45,7 +45,7 @@ def test_item_matches_batch_contract():
     data = synthetic_data(12, seed=0)
     ds = SegmentationDataset(data, masked=4, seed=1)
     item = ds[0]
-    assert set(item) == {"image", "mask", "has_mask", "size", "bounds", "weak", "id"}
+    assert set(item) == {"image", "mask", "has_mask", "size", "bounds", "size_bounds", "weak", "id"}
     assert item["image"].dtype == torch.float32 and item["image"].shape == (1, 48, 32)
     assert item["mask"].shape == (1, 48, 32) and item["weak"].dtype == torch.int64
     assert item["bounds"].shape == (2,) and torch.isnan(item["bounds"]).all()
@@ -75,6 +75,11 @@ def test_masked_subset_and_sizes():
         SegmentationDataset(data, masked=21)
     with pytest.raises(ValueError, match="bounds must have shape"):
         SegmentationDataset(data, bounds=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="size_bounds must have shape"):
+        SegmentationDataset(data, size_bounds=np.zeros((20, 3)))
+    assert torch.isnan(ds[0]["size_bounds"]).all()  # none given
+    both = SegmentationDataset(data, bounds=np.full((20, 2), 5.0), size_bounds=np.arange(40.0).reshape(20, 2))
+    assert both[3]["size_bounds"].tolist() == [6.0, 7.0] and both[3]["bounds"].tolist() == [5.0, 5.0]
     with pytest.raises(ValueError, match="augment"):
         SegmentationDataset(data, augment="rotate")
     with pytest.raises(TypeError, match="PreparedData"):

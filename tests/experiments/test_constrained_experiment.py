@@ -59,6 +59,25 @@ def test_reference_and_method_bounds():
     assert exp.erosion_kernels(128) == (5, 4, 2, 1)
 
 
+def test_penalty_with_discrete_size_carries_both_kinds_of_bounds():
+    import torch
+
+    data = _tiny_data()
+    train = data.split("train")
+    weak = np.full(train.masks.shape, -1, np.int8)
+    method = next(m for m in exp.METHODS if m.key == "size_two_bounds_discrete")
+    _, a, b = exp.reference_bounds(train)
+    _, sa, sb = exp.reference_bounds(train, train.sizes)
+    train_set, _ = exp._datasets(train, data.split("val"), method, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)
+    present = train.extra["areas"] > 0
+    assert np.allclose(train_set.bounds[present].numpy(), [a, b]) and np.allclose(train_set.bounds[~present].numpy(), 0)
+    assert np.allclose(train_set.size_bounds[present].numpy(), [sa, sb]) and np.allclose(train_set.size_bounds[~present].numpy(), 0)
+    names = [t.name for t in exp.method_terms(method, exp.PROFILE_SETTINGS["cpu"])]
+    assert names == ["partial_ce", "size_penalty", "discrete_size"]
+    plain = next(m for m in exp.METHODS if m.key == "size_two_bounds")
+    assert torch.isnan(exp._datasets(train, train, plain, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)[0].size_bounds).all()
+
+
 def test_reference_bounds_prefer_the_papers_subject():
     data = _tiny_data().split("train")
     subjects = np.asarray(data.extra["subjects"]).astype(str)

@@ -73,6 +73,12 @@ def test_discrete_size_term_uses_size_loss_with_bounds(batch):
     assert got.item() == pytest.approx(want.item())
     with pytest.raises(ValueError, match="one sigmoid channel"):
         DiscreteSizeBoundTerm()(torch.zeros(1, 2, 4, 4), {"bounds": torch.zeros(1, 2)})
+    # beside a soft-size term: its own bounds (discrete size units) under "size_bounds"
+    beside = {**batch, "bounds": torch.full_like(batch["bounds"], 1e4), "size_bounds": batch["bounds"]}
+    assert DiscreteSizeBoundTerm(seed=3, bounds_key="size_bounds")(x, beside).item() == pytest.approx(want.item())
+    assert DiscreteSizeBoundTerm(seed=3)(x, beside).item() != pytest.approx(want.item())
+    with pytest.raises(ValueError, match="bounds_key"):
+        DiscreteSizeBoundTerm(bounds_key="sizes")
 
 
 def test_term_gradients_reach_the_logits(batch):

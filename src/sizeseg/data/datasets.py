@@ -7,6 +7,7 @@ An item is a dict::
     has_mask  bool ()                    the item carries a pixel mask
     size      float32 ()                 object size; NaN where not given
     bounds    float32 (2,)               [a, b] on the soft size; NaN where not given
+    size_bounds float32 (2,)             [a, b] on the discrete object size (paper 1's); NaN where not given
     weak      int64 (*spatial)           1 fg / 0 bg / -1 unlabelled
     id        str                        stable identifier (source:slice)
 
@@ -28,7 +29,7 @@ from torch.utils.data import Dataset
 from sizeseg.data.prepared import PreparedData
 from sizeseg.data.weak import IGNORE_INDEX
 
-BATCH_KEYS = ("image", "mask", "has_mask", "size", "bounds", "weak", "id")
+BATCH_KEYS = ("image", "mask", "has_mask", "size", "bounds", "size_bounds", "weak", "id")
 AUGMENTATIONS = ("none", "flip", "affine")
 
 
@@ -86,6 +87,7 @@ class SegmentationDataset(Dataset):
         self, data: PreparedData, masked: int | np.ndarray | None = None, sizes: str = "all",
         bounds: np.ndarray | None = None, weak: np.ndarray | None = None, augment: str = "none",
         seed: int = 0, max_angle: float = 20.0, scale_range: Sequence[float] = (0.9, 1.1),
+        size_bounds: np.ndarray | None = None,
     ) -> None:
         if not isinstance(data, PreparedData):
             raise TypeError(f"data must be a PreparedData, got {type(data).__name__}")
@@ -109,12 +111,8 @@ class SegmentationDataset(Dataset):
             size[keep] = np.nan
         elif sizes == "none":
             size[:] = np.nan
-        bounds = data.extra.get("bounds") if bounds is None else bounds
-        if bounds is None:
-            bounds = np.full((n, 2), np.nan, np.float32)
-        bounds = np.asarray(bounds, dtype=np.float32)
-        if bounds.shape != (n, 2):
-            raise ValueError(f"bounds must have shape {(n, 2)}, got {bounds.shape}")
+        bounds = _bounds_array(data.extra.get("bounds") if bounds is None else bounds, n, "bounds")
+        size_bounds = _bounds_array(size_bounds, n, "size_bounds")
         weak = data.extra.get("weak") if weak is None else weak
         if weak is not None:
             weak = np.asarray(weak)
@@ -129,6 +127,7 @@ class SegmentationDataset(Dataset):
         self.masks = torch.from_numpy(np.ascontiguousarray(data.masks))
         self.sizes = torch.from_numpy(size)
         self.bounds = torch.from_numpy(bounds)
+        self.size_bounds = torch.from_numpy(size_bounds)
         self.weak = None if weak is None else torch.from_numpy(np.ascontiguousarray(weak, dtype=np.int8))
         self.ids = [str(i) for i in data.ids]
 
@@ -145,7 +144,8 @@ class SegmentationDataset(Dataset):
             image, mask, weak = self._augment(image, mask, weak)
         return {
             "image": image.contiguous(), "mask": mask.contiguous(), "has_mask": torch.tensor(has_mask),
-            "size": self.sizes[i], "bounds": self.bounds[i], "weak": weak.contiguous(), "id": self.ids[i],
+            "size": self.sizes[i], "bounds": self.bounds[i], "size_bounds": self.size_bounds[i],
+            "weak": weak.contiguous(), "id": self.ids[i],
         }
 
     def _augment(self, image, mask, weak):
@@ -159,6 +159,16 @@ class SegmentationDataset(Dataset):
             scale = float(torch.empty(()).uniform_(*self.scale_range))
             image, mask, weak = affine_2d(image, mask, weak, angle, scale)
         return image, mask, weak
+
+
+def _bounds_array(bounds: np.ndarray | None, n: int, name: str) -> np.ndarray:
+    """``bounds`` as float32 (n, 2), all NaN (no bounds) for None; a ValueError naming ``name`` otherwise."""
+    if bounds is None:
+        return np.full((n, 2), np.nan, np.float32)
+    bounds = np.asarray(bounds, dtype=np.float32)
+    if bounds.shape != (n, 2):
+        raise ValueError(f"{name} must have shape {(n, 2)}, got {bounds.shape}")
+    return bounds
 
 
 def affine_2d(image: torch.Tensor, mask: torch.Tensor, weak: torch.Tensor, angle: float, scale: float):

@@ -97,6 +97,7 @@ class Method:
     paper_dsc: float | None = None
     paper_ms: float | None = None
     full_masks: bool = False
+    size_bounds: str | None = None  # kind of the bounds on the discrete size (batch["size_bounds"]), if any
 
 
 def _terms_partial_ce(p: Profile) -> list:
@@ -155,6 +156,13 @@ def _terms_discrete(p: Profile) -> list:
     return [PartialCETerm(), DiscreteSizeBoundTerm(weight=1e-3)]
 
 
+def _terms_penalty_discrete(p: Profile) -> list:
+    """The two-bound soft penalty on the pixel count plus the discrete size on its own bounds (ours)."""
+    from sizeseg.training.constrained_terms import DiscreteSizeBoundTerm
+
+    return _terms_penalty(p) + [DiscreteSizeBoundTerm(weight=1e-3, bounds_key="size_bounds")]
+
+
 def _terms_full(p: Profile) -> list:
     from sizeseg.training.loss_terms import BCETerm
 
@@ -173,6 +181,8 @@ METHODS: tuple[Method, ...] = (
     Method("log_barrier", "CE + log-barrier, two bounds (tight)", "subject", _terms_log_barrier),
     Method("kl_size", "CE + KL to approximate sizes (+-10 %)", "approx-size", _terms_kl),
     Method("discrete_size", "CE + discrete size (SizeLoss, paper 1), two bounds (tight)", "size-subject", _terms_discrete),
+    Method("size_two_bounds_discrete", "CE + size loss, two bounds (tight) + discrete size (SizeLoss, paper 1; ours)",
+           "subject", _terms_penalty_discrete, size_bounds="size-subject"),
     Method("full", "Full supervision (CE on masks)", "none", _terms_full, 0.9284, 10.0, full_masks=True),
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
@@ -366,10 +376,14 @@ def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, re
     from sizeseg.data.datasets import SegmentationDataset
 
     pixels = int(np.prod(train.spatial_shape))
-    size_ref = reference_bounds(train, train.sizes, ref_subject)[1:] if method.bounds == "size-subject" else None
+    size_ref = (reference_bounds(train, train.sizes, ref_subject)[1:]
+                if "size-subject" in (method.bounds, method.size_bounds) else None)
     bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixels, seed, size_ref=size_ref)
+    size_bounds = (None if method.size_bounds is None
+                   else method_bounds(method.size_bounds, train.extra["areas"], ref, pixels, seed, size_ref=size_ref))
     masked = None if method.full_masks else np.zeros(len(train), bool)
-    train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment="affine")
+    train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment="affine",
+                                    size_bounds=size_bounds)
     val_set = SegmentationDataset(val, masked=None, sizes="all")
     return train_set, val_set
 

@@ -170,9 +170,10 @@ class DiscreteSizeBoundTerm(_Term):
     """The first paper's discrete size through :class:`sizeseg.losses.size_loss.SizeLoss` with the bound penalty.
 
     The size of a thresholded sample is ``2 * max Chebyshev distance to background`` (paper 1);
-    the loss is ``max(0, a - s)^2 + max(0, s - b)^2`` with ``batch["bounds"]`` ``(B, 2)`` read in
+    the loss is ``max(0, a - s)^2 + max(0, s - b)^2`` with ``batch[bounds_key]`` ``(B, 2)`` read in
     those size units (not pixel counts), its gradient the sampled estimate of paper 1, eq. 21.
-    Needs one-channel (sigmoid) logits.
+    ``bounds_key="size_bounds"`` lets it sit beside a soft-size term that reads pixel counts from
+    ``batch["bounds"]``. Needs one-channel (sigmoid) logits.
 
     Example:
         >>> batch = {"bounds": torch.tensor([[0.0, 100.0]])}
@@ -180,8 +181,12 @@ class DiscreteSizeBoundTerm(_Term):
         tensor(0.)
     """
 
-    def __init__(self, weight: float = 1e-3, n_samples: int = 1, seed: int | None = 0, name: str = "discrete_size") -> None:
+    def __init__(self, weight: float = 1e-3, n_samples: int = 1, seed: int | None = 0, name: str = "discrete_size",
+                 bounds_key: str = "bounds") -> None:
         super().__init__(weight, name)
+        if bounds_key not in ("bounds", "size_bounds"):
+            raise ValueError(f"bounds_key: expected 'bounds' or 'size_bounds', got {bounds_key!r}")
+        self.bounds_key = bounds_key
         from sizeseg.losses.size_loss import SizeLoss
 
         self.loss = SizeLoss(n_samples=n_samples, criterion="bounds", seed=seed)
@@ -189,7 +194,7 @@ class DiscreteSizeBoundTerm(_Term):
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
         if logits.ndim < 3 or logits.shape[1] != 1:
             raise ValueError(f"logits: the discrete size needs one sigmoid channel (B, 1, *spatial), got {tuple(logits.shape)}")
-        bounds = batch["bounds"].to(logits)
+        bounds = batch[self.bounds_key].to(logits)
         keep = ~torch.isnan(bounds).any(-1)
         if not bool(keep.any()):
             return logits.sum() * 0.0
