@@ -140,3 +140,26 @@ def test_pretraining_items_in_two_worker_processes_match_one_process(tmp_path):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in read_csv(out / "pretraining.csv")]
 
     assert len(rows(tmp_path / "one")) == 4 and rows(tmp_path / "one") == rows(tmp_path / "two")
+
+
+def test_pretraining_picked_by_validation_sizes_and_cached_runs_keep_their_settings(tmp_path):
+    from dataclasses import replace
+
+    import torch
+
+    from sizeseg.data.synthetic import synthetic_data
+
+    data = synthetic_data(40, shape=(32, 32), seed=0)
+    profile = replace(H.PROFILES["quick"], model="unet-tiny", batch_size=4, pretrain_steps=8, pretrain_val_steps=2,
+                      pretrain_patience=0, finetune_epochs=1, finetune_batches=2, stages=("size fine-tuned",),
+                      pretrain_monitor="val/E", keep_checkpoints=True)
+    H.run_pretraining_item(data, tmp_path, profile, 8, 0)
+    run = tmp_path / "runs" / "pretraining" / "m8-s0" / "pretrain"
+    assert json.loads((run / "done.json").read_text())["config"]["monitor"] == "val/E"
+    epochs = [e for e in H._epochs(run / "metrics.csv") if "val_E" in e]
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    assert len(epochs) > 1 and best + 1 == min(epochs, key=lambda e: (e["val_E"], e["epoch"]))["epoch"]
+    # a missing stage re-uses the pre-trained run only with the same settings
+    with pytest.raises(ValueError, match="other settings \\(monitor='val/E', not ''\\); use another --out"):
+        H.run_pretraining_item(data, tmp_path, replace(profile, pretrain_monitor="val/IoU"), 8, 0, stages=["mixed"])
+    assert "best validation E kept" in H.report_pretraining(tmp_path, profile, "cmd")

@@ -73,6 +73,12 @@ def test_pretrain_then_finetune_and_mixed_two_epochs(tmp_path):
         assert np.isfinite(evaluate_model(load_model(run.best), data.split("test"))["E"])
 
 
+def test_a_monitor_that_is_no_validation_metric_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="monitor: expected one of val/IoU, val/Dice, val/E"):
+        train("pretrain", tiny_data(8), tmp_path / "run", TrainConfig(**CFG, monitor="val/loss"), progress_bar=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_small_training_sets_are_repeated_to_epoch_items():
     ds = mode_dataset(tiny_data(40).split("train"), "pretrain", m=5)
     dm = SegmentationDataModule(ds, batch_size=4, epoch_items=18)

@@ -18,6 +18,8 @@ TRAIN_FLAGS = {
     "--lr-gamma": ("lr_gamma", float, "the step schedule's factor"),
     "--batch-size": ("batch_size", int, "images per batch"),
     "--patience": ("patience", int, "early-stopping patience in validations (0: off)"),
+    "--monitor": ("monitor", str, "validation metric picking the best checkpoint and stopping early: val/IoU, "
+                  "val/Dice or val/E (default: val/IoU for pretrain, val/E for finetune)"),
     "--seed": ("seed", int, "seed of the masked subset, initialisation and batch order"),
     "--limit-train-batches": ("limit_train_batches", int, "batches per epoch (default: all)"),
     "--devices": ("devices", int, "processes / devices (with --strategy ddp)"),

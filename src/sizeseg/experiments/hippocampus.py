@@ -41,7 +41,7 @@ class Profile:
     lr: float
     pretrain_steps: int  # optimisation steps of pre-training (early stopping may end it sooner)
     pretrain_val_steps: int  # validate about every this many steps
-    pretrain_patience: int  # validations without a better val IoU before stopping
+    pretrain_patience: int  # validations without a better pretrain_monitor before stopping
     finetune_epochs: int
     finetune_batches: int | None  # batches per fine-tuning epoch (None: the whole training split)
     finetune_patience: int  # epochs without a better val E before stopping
@@ -55,6 +55,9 @@ class Profile:
     # names of FINETUNE_STAGES (and the cheap ORACLE_STAGE), run after pre-training; --stages
     stages: tuple[str, ...] = ("size fine-tuned", "mixed", "true-size oracle")
     keep_checkpoints: bool = False
+    # the validation metric that picks the pre-trained network: val/IoU uses the validation masks;
+    # val/E only the validation sizes, what a user with m masks and sizes for the rest can do
+    pretrain_monitor: str = "val/IoU"
 
 
 PROFILES: dict[str, Profile] = {
@@ -102,7 +105,8 @@ def _pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
     epochs = max(1, math.ceil(profile.pretrain_steps / per_epoch))
     epochs = math.ceil(epochs / val_every) * val_every  # end on a validated epoch
     return TrainConfig(model=profile.model, lr=profile.lr, batch_size=profile.batch_size, max_epochs=epochs,
-                       patience=profile.pretrain_patience, m=m, seed=seed, val_every=val_every, flips=True)
+                       patience=profile.pretrain_patience, m=m, seed=seed, val_every=val_every, flips=True,
+                       monitor="" if profile.pretrain_monitor == "val/IoU" else profile.pretrain_monitor)
 
 
 def _finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int = 1, epochs: int | None = None):
@@ -158,10 +162,23 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
     done = run_dir / "done.json"
     if done.is_file():
         info = json.loads(done.read_text())
+        _check_same_config(done, info.get("config", {}), cfg)
         return TrainResult(run_dir, best_checkpoint(run_dir), last_checkpoint(run_dir), run_dir / "metrics.csv", info["seconds"])
     result = train(mode, data, run_dir, cfg, init=init, progress_bar=progress_bar)
     write_json(done, {"seconds": result.seconds, "config": cfg.to_dict(), "init": str(init) if init else None})
     return result
+
+
+def _check_same_config(done: Path, cached: dict, cfg) -> None:
+    """A finished run is reused only with the settings asked for now (keys it predates count as their defaults)."""
+    from sizeseg.training import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    differ = [k for k, v in cfg.to_dict().items() if cached.get(k, defaults[k]) != v]
+    if differ:
+        raise ValueError(f"{done}: this finished run was trained with other settings ("
+                         + ", ".join(f"{k}={cached.get(k, defaults[k])!r}, not {getattr(cfg, k)!r}" for k in differ)
+                         + "); use another --out")
 
 
 def best_checkpoint_of(run_dir: Path) -> Path | None:
@@ -379,7 +396,7 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
         f"# Experiment 2: pre-training impact (profile `{profile.name}`)", "",
         f"Command: `{command}`", "",
         f"Network {profile.model}, Adam, batch {profile.batch_size}. Pre-training (lr {profile.lr}): BCE (eq. 6) with flips on m "
-        f"masked training images, up to {profile.pretrain_steps} steps, best validation IoU kept. Fine-tuning (lr {profile.finetune_lr}) from it on the "
+        f"masked training images, up to {profile.pretrain_steps} steps, best validation {profile.pretrain_monitor[4:]} kept. Fine-tuning (lr {profile.finetune_lr}) from it on the "
         f"sizes of the whole training split: SizeLoss n = 1 ('size fine-tuned'), and SizeLoss + BCE on the same m masks "
         f"('mixed', masked images ≈ {profile.mask_fraction:.0%} of each batch); up to {profile.finetune_epochs} epochs of "
         f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule). Test IoU, mean ± sd over seeds; "
@@ -466,6 +483,9 @@ def add_arguments(parser, which: str) -> None:
         parser.add_argument("--seeds", help="comma-separated seeds (default: the profile's)")
         parser.add_argument("--stages", help=f"comma-separated fine-tuning variants after pre-training, of {', '.join(STAGE_NAMES)} "
                             "(default: the profile's, 'size fine-tuned,mixed,true-size oracle')")
+        parser.add_argument("--pretrain-monitor", choices=("val/IoU", "val/E"), default=None,
+                            help="what picks the pre-trained network and stops pre-training: val/IoU (the validation "
+                            "masks; default) or val/E (the validation sizes only, as a user with m masks would)")
         parser.add_argument("--workers", type=int, default=1,
                             help="(m, seed) items trained at once, one process each sharing the torch threads (default 1)")
     parser.add_argument("--progress", action="store_true", help="show Lightning progress bars")
@@ -484,12 +504,15 @@ def run_command(args) -> int:
     workers = getattr(args, "workers", 1)
     if workers < 1:
         raise ValueError(f"--workers: expected a positive int, got {workers}")
+    if getattr(args, "pretrain_monitor", None):
+        profile = replace(profile, pretrain_monitor=args.pretrain_monitor)
     out = Path(args.out)
     data = load_hippocampus(args.data, out)  # bad data fails here, before any training
     command = f"sizeseg experiment {which} --data {args.data} --out {args.out} --profile {name}"
     for flag, value in (("--n", getattr(args, "n", None)), ("--m", getattr(args, "m", None)), ("--seeds", getattr(args, "seeds", None)),
                         ("--stages", f"'{args.stages}'" if getattr(args, "stages", None) else None),
-                        ("--workers", workers if workers != 1 else None)):
+                        ("--workers", workers if workers != 1 else None),
+                        ("--pretrain-monitor", getattr(args, "pretrain_monitor", None))):
         if value is not None:
             command += f" {flag} {value}"
     print(run_experiment(which, data, out, profile, command, seeds=seeds, m_values=m_values, n_values=n_values,

@@ -18,6 +18,9 @@ class TrainConfig:
         batch_size: images per batch.
         max_epochs: upper bound on epochs.
         patience: early-stopping patience in epochs on the monitored metric (0: off).
+        monitor: the validation metric that picks the best checkpoint and stops early: ``val/IoU``
+            or ``val/Dice`` (needs validation masks), ``val/E`` (needs validation sizes only), or
+            empty for the mode's default (``val/IoU`` for pre-training, ``val/E`` for the size modes).
         n_samples: SizeLoss gradient samples n.
         bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms.
         size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
@@ -39,6 +42,7 @@ class TrainConfig:
     batch_size: int = 32
     max_epochs: int = 50
     patience: int = 5
+    monitor: str = ""
     n_samples: int = 1
     bce_weight: float = 1.0
     size_weight: float = 1.0
@@ -69,7 +73,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, n_samples, bce_weight, size_weight, size_matched_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, bce_weight, size_weight, size_matched_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")

@@ -25,6 +25,8 @@ from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make
 
 #: mode -> (monitored metric, direction). Size modes stop on the validation E, as the paper did.
 MONITOR = {"pretrain": ("val/IoU", "max"), "finetune": ("val/E", "min"), "mixed": ("val/E", "min")}
+#: metrics ``TrainConfig.monitor`` may name, with their direction
+MONITORABLE = {"val/IoU": "max", "val/Dice": "max", "val/E": "min"}
 
 
 @dataclass
@@ -83,6 +85,8 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
 
     if mode not in MONITOR:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
+    if cfg.monitor and cfg.monitor not in MONITORABLE:
+        raise ValueError(f"monitor: expected one of {', '.join(MONITORABLE)} or empty (the mode's default), got {cfg.monitor!r}")
     train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
     val_set = eval_dataset(data.split("val"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -99,7 +103,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         train_set, val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
         mask_fraction=cfg.mask_fraction if mode == "mixed" else None, epoch_items=cfg.epoch_items,
     )
-    monitor, direction = MONITOR[mode]
+    monitor, direction = (cfg.monitor, MONITORABLE[cfg.monitor]) if cfg.monitor else MONITOR[mode]
     trainer = make_trainer(
         out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=direction, patience=cfg.patience or None,
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress_bar,
