@@ -31,3 +31,49 @@ def test_jobs_run_here_leave_this_process_threads_alone():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _children(parent: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_workers_end_when_the_experiment_process_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("needs /proc to find the worker processes")
+    script = "import time; from sizeseg.experiments.parallel import run_jobs; list(run_jobs(time.sleep, [(120,), (120,)], workers=2))"
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(_children(parent.pid)) < 3:  # two workers and the resource tracker
+            time.sleep(0.2)
+        workers = _children(parent.pid)
+        assert len(workers) >= 2
+        time.sleep(1.0)  # the workers have started their jobs
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.time() + 20
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    for pid in alive:  # do not leave them behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived the killed experiment process"
