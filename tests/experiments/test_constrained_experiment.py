@@ -184,6 +184,14 @@ def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "mean ± sd over seeds 0, 3" in report and " of 2 seeds)" in report
     assert "dsc_volume_sd" in (tmp_path / "table1.csv").read_text()
+    import json  # a row cached before seeds were recorded counts as seed 0, in worker processes too
+
+    cached = tmp_path / "runs" / "full" / "result.json"
+    exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["full"], timing=False)
+    cached.write_text(json.dumps({k: v for k, v in json.loads(cached.read_text()).items() if k != "seed"}))
+    again, _ = exp.run_experiment(_tiny_data(), tmp_path, replace(profile, workers=2), methods=["full", "partial_ce"],
+                                  timing=False, seeds=(0, 3))
+    assert again[1]["dsc_volume"] == table1[0]["dsc_volume"] and again[0]["seeds"] == [0, 3]
     with pytest.raises(ValueError, match="seed 0, not 5"):  # a cached run of another seed is not reused
         exp.train_method(exp.METHODS[0], None, None, profile, tmp_path / "runs" / "partial_ce", None, (1, 2), seed=5)
     for bad in ((), (0, 0), (-1,)):

@@ -77,3 +77,13 @@ def test_workers_end_when_the_experiment_process_is_killed():
     for pid in alive:  # do not leave them behind when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not alive, f"workers {alive} outlived the killed experiment process"
+
+
+def test_an_error_of_the_caller_drops_the_jobs_not_started():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(KeyError):
+        for _ in run_jobs(time.sleep, [(0.0,)] + [(3.0,)] * 10, workers=2):
+            raise KeyError("the caller fails on the first result")
+    assert time.perf_counter() - start < 12  # the one job still running (3 s), not all ten (15 s on 2 workers)

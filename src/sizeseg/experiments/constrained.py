@@ -427,7 +427,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
                              f"{init or 'a fresh network'}; use another --out")
         if row.get("seed", 0) != seed:
             raise ValueError(f"{result_file}: trained with seed {row.get('seed', 0)}, not {seed}; use another --out")
-        return row
+        return {**row, "seed": seed}  # rows written before seeds were recorded lack it
     train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
     spec = _model_spec(profile)

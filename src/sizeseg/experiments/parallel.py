@@ -37,8 +37,9 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, threads: int
     With ``workers`` > 1 (and more than one job) the jobs run in that many spawned processes
     (``fn`` and the jobs must be picklable), each with ``threads`` torch threads (None: torch's
     default); otherwise they run here, one after the other, in the order given, with this
-    process's threads untouched. When a job fails, the jobs not yet started are dropped, the
-    running ones finish, and the failure is raised. Workers end when this process dies.
+    process's threads untouched. When a job fails, or the caller stops on an error of its own,
+    the jobs not yet started are dropped, the running ones finish, and the error is raised.
+    Workers end when this process dies.
 
     Example:
         >>> sorted(run_jobs(pow, [(2, 3), (3, 2)]))
@@ -57,7 +58,9 @@ def run_jobs(fn: Callable, jobs: Sequence[tuple], workers: int = 1, threads: int
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
                              initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_call_with_threads, threads, fn, job) for job in jobs]
-        for future in as_completed(futures):
-            if future.exception() is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-            yield future.result()
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:  # a failed job, or the caller's own error or interrupt: start nothing more
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
