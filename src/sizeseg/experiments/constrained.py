@@ -21,7 +21,10 @@ one they did not within 60. The row ``proposals_loose_pce`` (ours, not in the pa
 partial CE of the other weak rows.
 
 The cpu profile trains two methods at once (``--workers``), each in a single-threaded process;
-``--init METHOD`` starts the chosen methods from METHOD's best network.
+``--init METHOD`` starts the chosen methods from METHOD's best network; ``--seeds 0,1`` trains
+every method once per seed, and Table 1 then holds the mean ± sd over seeds. The row
+``size_two_bounds_discrete`` (ours) adds paper 1's discrete size, on its own bounds, to the
+two-bound soft penalty.
 
 Learning rate: the paper's text says 5e-3 (with 200 epochs); the authors' public code
 (``SizeLoss_WSS/main_MIDL.py``) uses 5e-4 with 1000 epochs and Adam betas (0.5, 0.999). We use
@@ -29,8 +32,8 @@ Learning rate: the paper's text says 5e-3 (with 200 epochs); the authors' public
 two-bound size loss reached a validation DSC of 0.47 at 5e-3 and 0.01 at 5e-4, and our profiles
 have at most the paper's 200 epochs. ``--lr`` overrides it.
 
-Outputs under ``--out``: ``prepared_r<res>/`` (the sliced data), ``runs/<method>/`` (checkpoints,
-``logs/metrics.csv``, ``result.json``), ``table1.csv``, ``table2.csv``, ``report.md`` (our
+Outputs under ``--out``: ``prepared_r<res>/`` (the sliced data), ``runs/<method>[-seed<k>]/`` (checkpoints,
+``logs/metrics.csv``, ``result.json``), ``table1.csv`` (and ``table1_seeds.csv``), ``table2.csv``, ``report.md`` (our
 numbers with the paper's beside them, labelled) and ``dsc_curves.png`` (Fig. 3).
 """
 
