@@ -16,8 +16,8 @@ labelled pixels fixed in it, so each weighs 1/N like any pixel). Here they colla
 predictions within ~100 steps: the KL projection of a diffuse output under an upper bound keeps
 few pixels above 1/2, the tag slices (b = 0) push every pixel down, and nothing but the ~2
 labelled pixels per slice pushes up (results/constrained/README.md, "proposals diagnosis").
-With the loose bound they leave that state after ~50 epochs of the cpu profile; with the tight
-one they did not within 60. The row ``proposals_loose_pce`` (ours, not in the paper) adds the
+With the loose bound they leave that state after ~50 epochs of the cpu profile (two seeds); with
+the tight one, after ~40 epochs in one seed of two. The row ``proposals_loose_pce`` (ours, not in the paper) adds the
 partial CE of the other weak rows.
 
 The cpu profile trains two methods at once (``--workers``), each in a single-threaded process;
