@@ -528,7 +528,7 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
     With rows of several seeds in ``per_seed``, Table 1 shows mean ± sd and ``table1_seeds.csv``
     lists every seed's row.
     """
-    seeds = sorted({r.get("seed", 0) for r in per_seed})
+    seeds = sorted({r["seed"] for r in per_seed})
     several = len(seeds) > 1
     columns = ["method", "label", "dsc_slice", "dsc_slice_lv", "dsc_volume", "last_epoch_dsc_slice", "best_epoch",
                "epochs", "train_seconds", "paper_dsc"]
@@ -562,7 +562,7 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
         if not checks:
             continue
         if several:
-            by_seed = [ordering_holds([r for r in per_seed if r.get("seed", 0) == s], key) for s in seeds]
+            by_seed = [ordering_holds([r for r in per_seed if r["seed"] == s], key) for s in seeds]
             counts = {k: sum(c.get(k, False) for c in by_seed) for k in checks}
             lines.append(f"Ordering of the paper ({what}, means): " + "; ".join(
                 f"{k}: {'yes' if ok else 'NO'} (in {counts[k]} of {len(seeds)} seeds)" for k, ok in checks.items()))
@@ -693,9 +693,9 @@ def combine_seeds(rows: Sequence[dict]) -> dict:
 
     rows = list(rows)
     if len(rows) == 1:
-        return {**rows[0], "seeds": [rows[0].get("seed", 0)]}
+        return {**rows[0], "seeds": [rows[0]["seed"]]}
     combined = {k: v for k, v in rows[0].items() if k not in ("seed", "curve", "best_epoch", "epochs")}
-    combined["seeds"] = [r.get("seed", 0) for r in rows]
+    combined["seeds"] = [r["seed"] for r in rows]
     for key in SCORES:
         combined[key], combined[f"{key}_sd"], _ = mean_sd(r[key] for r in rows)
     combined["train_seconds"] = float(np.mean([r["train_seconds"] for r in rows]))

@@ -23,8 +23,9 @@ from sizeseg.training.loss_terms import BCETerm, SizeMatchedTerm, SizeTerm
 from sizeseg.training.module import SegmentationModule
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
 
-#: mode -> (monitored metric, direction). Size modes stop on the validation E, as the paper did.
-MONITOR = {"pretrain": ("val/IoU", "max"), "finetune": ("val/E", "min"), "mixed": ("val/E", "min")}
+#: mode -> the metric monitored unless ``TrainConfig.monitor`` names another. Size modes stop on the
+#: validation E, as the paper did.
+MONITOR = {"pretrain": "val/IoU", "finetune": "val/E", "mixed": "val/E"}
 #: metrics ``TrainConfig.monitor`` may name, with their direction
 MONITORABLE = {"val/IoU": "max", "val/Dice": "max", "val/E": "min"}
 
@@ -103,9 +104,9 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         train_set, val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
         mask_fraction=cfg.mask_fraction if mode == "mixed" else None, epoch_items=cfg.epoch_items,
     )
-    monitor, direction = (cfg.monitor, MONITORABLE[cfg.monitor]) if cfg.monitor else MONITOR[mode]
+    monitor = cfg.monitor or MONITOR[mode]
     trainer = make_trainer(
-        out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=direction, patience=cfg.patience or None,
+        out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=MONITORABLE[monitor], patience=cfg.patience or None,
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress_bar,
         limit_train_batches=cfg.limit_train_batches, val_every=cfg.val_every,
     )
