@@ -56,6 +56,13 @@ def test_downsampling_and_cache(acdc, tmp_path):
         build_acdc(acdc, size=32, resolution=12)
 
 
+def test_a_smaller_field_of_view_is_the_centre_of_the_full_frame(acdc):
+    full, centre = build_acdc(acdc, size=32), build_acdc(acdc, size=8)
+    np.testing.assert_array_equal(centre.images, full.images[..., 12:20, 12:20])
+    np.testing.assert_array_equal(centre.masks, full.masks[..., 12:20, 12:20])
+    assert centre.extra["areas"].sum() < full.extra["areas"].sum()  # the fixture's objects reach beyond the centre
+
+
 def test_missing_gt(acdc):
     (acdc / "training/patient003/patient003_frame12_gt.nii.gz").unlink()
     with pytest.raises(DataError, match="patient003_frame12.nii.gz: no ground truth"):

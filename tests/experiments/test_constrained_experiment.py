@@ -43,20 +43,23 @@ def test_reference_and_method_bounds():
     areas = areas[areas > 0]
     assert (a, b) == pytest.approx((1.1 * areas.min(), 0.9 * areas.max()))
     all_areas = np.array([0.0, 50.0, 400.0])
-    loose = exp.method_bounds("upper-loose", all_areas, (a, b), pixels=64 * 64)
+    loose = exp.method_bounds("upper-loose", all_areas, (a, b), pixel_area=16.0)
     assert loose.tolist() == [[0, 0], [0, 10000 / 16], [0, 10000 / 16]]  # tags, and 10000 scaled by (64/256)^2
-    assert exp.method_bounds("proposals-loose", all_areas, (a, b), pixels=600)[1].tolist() == [0, 100]
-    two = exp.method_bounds("subject", all_areas, (10.0, 90.0), pixels=100)
+    assert exp.method_bounds("proposals-loose", all_areas, (a, b), pixel_area=256**2 / 600)[1].tolist() == pytest.approx([0, 100])
+    two = exp.method_bounds("subject", all_areas, (10.0, 90.0), pixel_area=1.0)
     assert two.tolist() == [[0, 0], [10, 90], [10, 90]]
-    assert exp.method_bounds("subject-upper", all_areas, (10.0, 90.0), pixels=100)[2].tolist() == [0, 90]
-    approx = exp.method_bounds("approx-size", all_areas, (a, b), pixels=100, seed=1)
+    assert exp.method_bounds("subject-upper", all_areas, (10.0, 90.0), pixel_area=1.0)[2].tolist() == [0, 90]
+    approx = exp.method_bounds("approx-size", all_areas, (a, b), pixel_area=1.0, seed=1)
     assert approx[0].tolist() == [0, 0] and np.all(np.abs(approx[1:, 0] / all_areas[1:] - 1) <= 0.1)
-    assert np.isnan(exp.method_bounds("none", all_areas, (a, b), pixels=100)).all()
-    discrete = exp.method_bounds("size-subject", all_areas, (a, b), pixels=100, size_ref=(3.0, 9.0))
+    assert np.isnan(exp.method_bounds("none", all_areas, (a, b), pixel_area=1.0)).all()
+    discrete = exp.method_bounds("size-subject", all_areas, (a, b), pixel_area=1.0, size_ref=(3.0, 9.0))
     assert discrete.tolist() == [[0, 0], [3, 9], [3, 9]]
     with pytest.raises(ValueError, match="size_ref"):
-        exp.method_bounds("size-subject", all_areas, (a, b), pixels=100)
-    assert exp.erosion_kernels(128) == (5, 4, 2, 1)
+        exp.method_bounds("size-subject", all_areas, (a, b), pixel_area=1.0)
+    assert exp.erosion_kernels(128) == (5, 4, 2, 1) == exp.erosion_kernels(64, field=128)
+    # a 128-pixel field block-averaged to 64: one pixel is 4 native ones; the loose bounds keep their native size
+    assert exp.method_bounds("upper-loose", all_areas, (a, b), pixel_area=4.0)[1].tolist() == [0, 2500]
+    assert exp.method_bounds("proposals-loose", all_areas, (a, b), pixel_area=4.0)[1, 1] == pytest.approx(256**2 / 24)
 
 
 def test_penalty_with_discrete_size_carries_both_kinds_of_bounds():
@@ -106,6 +109,16 @@ def test_penalty_weight_keeps_the_papers_balance_on_downsampled_slices():
     assert float(at_64) == pytest.approx(float(at_256), rel=1e-3)
     weights = {t.weight for t in exp.METHODS[[m.key for m in exp.METHODS].index("size_two_bounds")].terms(cpu)}
     assert exp.penalty_weight(cpu) in weights
+    # a 128x128 centre crop (all the mass inside it) halved to 64x64 keeps the balance as well
+    centred = torch.zeros_like(probs)
+    centred[..., 64:192, 64:192] = probs[..., 64:192, 64:192]
+    at_256 = exp.penalty_weight(full) * SizePenaltyTerm()(logit(centred.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds})
+    crop = torch.nn.functional.avg_pool2d(centred[..., 64:192, 64:192], 2)
+    cropped = replace(cpu, field=128)
+    at_crop = exp.penalty_weight(cropped) * SizePenaltyTerm()(logit(crop.clamp(1e-6, 1 - 1e-6)),
+                                                              {"bounds": bounds / exp.native_pixel_area(cropped)})
+    assert float(at_256) > 0
+    assert float(at_crop) == pytest.approx(float(at_256), rel=1e-3)
 
 
 def test_ordering_check():
@@ -192,7 +205,7 @@ def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
     again, _ = exp.run_experiment(_tiny_data(), tmp_path, replace(profile, workers=2), methods=["full", "partial_ce"],
                                   timing=False, seeds=(0, 3))
     assert again[1]["dsc_volume"] == table1[0]["dsc_volume"] and again[0]["seeds"] == [0, 3]
-    with pytest.raises(ValueError, match="seed 0, not 5"):  # a cached run of another seed is not reused
+    with pytest.raises(ValueError, match="seed=0, not 5"):  # a cached run of another seed is not reused
         exp.train_method(exp.METHODS[0], None, None, profile, tmp_path / "runs" / "partial_ce", None, (1, 2), seed=5)
     for bad in ((), (0, 0), (-1,)):
         with pytest.raises(ValueError, match="seeds"):
@@ -282,6 +295,10 @@ def test_cli_rejects_bad_input_before_work(tmp_path):
                                   "--methods", "partial_ce,full"])
         with pytest.raises(ValueError, match=f"--init: .*{match}"):
             args.func(args)
+    for field in ("100", "32"):
+        args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--field", field])
+        with pytest.raises(ValueError, match="--field: expected a multiple of the profile's resolution 64"):
+            args.func(args)
     for bad in ("discrete=1", "discrete_size", "kl_size=x", "kl_size=-1"):
         args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--term-weight", bad])
         with pytest.raises(ValueError, match="--term-weight"):
@@ -305,9 +322,13 @@ def test_a_finished_run_with_other_term_weights_is_not_reused(tmp_path):
     profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, train_batches=2, timing_steps=1, proposal_iterations=5,
                       widths=(4, 8, 16), stage_repeats=1)
     exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce"], timing=False)
-    with pytest.raises(ValueError, match="term weights"):
+    with pytest.raises(ValueError, match="term_weights="):
         exp.run_experiment(_tiny_data(), tmp_path, replace(profile, term_weights=(("partial_ce", 2.0),)),
                            methods=["partial_ce"], timing=False)
+    with pytest.raises(ValueError, match="field=256, not 128"):
+        exp.run_experiment(_tiny_data(), tmp_path, replace(profile, field=128), methods=["partial_ce"], timing=False)
+    row, = exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce"], timing=False)[0]
+    assert row["field"] == 256
 
 
 def test_registered_in_the_sizeseg_cli():

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["sizeseg.ops.distance", "sizeseg.ops.flip", "sizeseg.losses.size_loss",
            "sizeseg.losses.exact", "sizeseg.losses.size_criteria", "sizeseg.ops.size_match",
-           "sizeseg.experiments.options", "sizeseg.experiments.report"]
+           "sizeseg.experiments.options", "sizeseg.experiments.report",
+           "sizeseg.experiments.cache", "sizeseg.experiments.constrained"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -63,7 +63,7 @@ class Profile:
     """Settings of one run of the experiment (see :data:`PROFILE_SETTINGS`)."""
 
     name: str
-    resolution: int  # slices are cropped/padded to 256x256, then block-averaged to this size
+    resolution: int  # slices are cropped/padded to field x field, then block-averaged to this size
     epochs: int
     widths: tuple[int, int, int]  # ENet widths (16, 64, 128 in the paper)
     stage_repeats: int
@@ -78,6 +78,7 @@ class Profile:
     term_weights: tuple[tuple[str, float], ...] = ()  # (term name, weight) overrides; --term-weight
     workers: int = 1  # methods trained at once, one process each (one torch thread each); --workers
     init: str | None = None  # a method whose best network starts every other method's training; --init
+    field: int = 256  # native pixels kept around the image centre (256: the paper's frame); --field
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -123,16 +124,28 @@ def _terms_proposals_pce(p: Profile) -> list:
     return [PartialCETerm(), ProposalTerm(iterations=p.proposal_iterations)]
 
 
-def penalty_weight(p: Profile) -> float:
-    """The paper's size-penalty weight 1e-2 at 256x256, scaled to keep its strength at ``p.resolution``.
+def native_pixel_area(p: Profile) -> float:
+    """Native pixels per pixel of the prepared slices: ``(field / resolution)^2``.
 
-    The penalty (V - b)^2 / N shrinks by (r / 256)^2 on slices block-averaged to r x r (sizes by
-    (r/256)^2 squared, N by (r/256)^2), while the partial CE does not; the factor undoes that.
+    >>> native_pixel_area(PROFILE_SETTINGS["cpu"]), native_pixel_area(replace(PROFILE_SETTINGS["cpu"], field=128))
+    (16.0, 4.0)
+    """
+    return (p.field / p.resolution) ** 2
+
+
+def penalty_weight(p: Profile) -> float:
+    """The paper's size-penalty weight 1e-2 on 256x256 slices, scaled to keep its strength on the profile's slices.
+
+    On a centre crop of c x c native pixels block-averaged by f to r = c / f, sizes shrink by f^2
+    and N = r^2, so the penalty (V - b)^2 / N becomes (V - b)^2 / (f c)^2 against (V - b)^2 / 256^2,
+    while the partial CE does not change; the weight ``1e-2 (f c / 256)^2`` undoes that.
 
     >>> penalty_weight(PROFILE_SETTINGS["full"]), penalty_weight(PROFILE_SETTINGS["cpu"])
     (0.01, 0.16)
+    >>> penalty_weight(replace(PROFILE_SETTINGS["cpu"], field=128))  # 128x128 crop halved: the paper's balance
+    0.01
     """
-    return 1e-2 * (256 / p.resolution) ** 2
+    return 1e-2 * (p.field ** 2 / (256 * p.resolution)) ** 2
 
 
 def _terms_penalty(p: Profile) -> list:
@@ -236,15 +249,16 @@ def register_method(method: Method) -> None:
 
 
 # --------------------------------------------------------------------------- data
-def erosion_kernels(resolution: int) -> tuple[int, ...]:
-    """The paper's erosion kernels (10, 7, 5, 3, 2, 1 at 256x256) scaled to ``resolution``.
+def erosion_kernels(resolution: int, field: int = 256) -> tuple[int, ...]:
+    """The paper's erosion kernels (10, 7, 5, 3, 2, 1 native pixels) on slices of ``field`` native pixels
+    block-averaged to ``resolution``.
 
-    >>> erosion_kernels(256), erosion_kernels(64)
-    ((10, 7, 5, 3, 2, 1), (2, 1))
+    >>> erosion_kernels(256), erosion_kernels(64), erosion_kernels(64, field=128)
+    ((10, 7, 5, 3, 2, 1), (2, 1), (5, 4, 2, 1))
     """
     from sizeseg.data.weak import PAPER_KERNELS
 
-    scaled = [max(1, round(k * resolution / 256)) for k in PAPER_KERNELS]
+    scaled = [max(1, round(k * resolution / field)) for k in PAPER_KERNELS]
     return tuple(sorted(set(scaled), reverse=True))
 
 
@@ -263,22 +277,24 @@ def reference_bounds(train, values: np.ndarray | None = None, subject: str | Non
     return choose_bounds_subject(subjects, areas, subject)
 
 
-def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixels: int, seed: int = 0,
+def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixel_area: float, seed: int = 0,
                   size_ref: tuple[float, float] | None = None) -> np.ndarray:
     """Bounds (N, 2) of a method's training images, with tags (``[0, 0]`` where the LV is absent).
 
     ``ref`` holds the subject's bounds on the area; ``size_ref`` those on the discrete size of
-    paper 1 (kind ``size-subject``).
+    paper 1 (kind ``size-subject``). ``pixel_area``: native pixels per pixel of the slices
+    (:func:`native_pixel_area`); the paper's loose bounds, stated in pixels of its 256x256 frame,
+    keep their physical size, also on a smaller field of view.
     """
     from sizeseg.data.bounds import PAPER_LOOSE_UPPER, make_bounds, with_tags
 
     n = len(areas)
     if kind == "none":
         return np.full((n, 2), np.nan, np.float32)
-    if kind == "proposals-loose":  # §4.2: one sixth of the image
-        return make_bounds("upper", areas, upper=pixels / 6.0)
-    if kind == "upper-loose":  # §4.2: 10000 pixels at 256x256, scaled to the resolution
-        return make_bounds("upper", areas, upper=PAPER_LOOSE_UPPER * pixels / 256**2)
+    if kind == "proposals-loose":  # §4.2: one sixth of the 256x256 image
+        return make_bounds("upper", areas, upper=256**2 / 6.0 / pixel_area)
+    if kind == "upper-loose":  # §4.2: 10000 pixels at 256x256
+        return make_bounds("upper", areas, upper=PAPER_LOOSE_UPPER / pixel_area)
     if kind in ("subject", "subject-upper"):
         return make_bounds(kind, areas, subject=ref)
     if kind == "size-subject":
@@ -293,11 +309,13 @@ def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixels
 
 
 def load_acdc(data_dir: str | Path, out: Path, profile: Profile):
-    """Prepare (or reuse) the ACDC slices of the profile under ``out/prepared_r<res>``."""
+    """Prepare (or reuse) the ACDC slices of the profile under ``out/prepared_r<res>`` (``prepared_f<field>_r<res>``
+    for a field of view other than 256)."""
     from sizeseg.data.acdc import prepare_acdc
 
-    data, _ = prepare_acdc(data_dir, out / f"prepared_r{profile.resolution}", size=256,
-                           resolution=profile.resolution, limit=profile.limit_patients)
+    name = f"prepared_r{profile.resolution}" if profile.field == 256 else f"prepared_f{profile.field}_r{profile.resolution}"
+    data, _ = prepare_acdc(data_dir, out / name, size=profile.field, resolution=profile.resolution,
+                           limit=profile.limit_patients)
     return data
 
 
@@ -378,12 +396,12 @@ def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, re
               ref_subject: str | None = None):
     from sizeseg.data.datasets import SegmentationDataset
 
-    pixels = int(np.prod(train.spatial_shape))
+    pixel_area = (profile.field / train.spatial_shape[-1]) ** 2
     size_ref = (reference_bounds(train, train.sizes, ref_subject)[1:]
                 if "size-subject" in (method.bounds, method.size_bounds) else None)
-    bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixels, seed, size_ref=size_ref)
+    bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixel_area, seed, size_ref=size_ref)
     size_bounds = (None if method.size_bounds is None
-                   else method_bounds(method.size_bounds, train.extra["areas"], ref, pixels, seed, size_ref=size_ref))
+                   else method_bounds(method.size_bounds, train.extra["areas"], ref, pixel_area, seed, size_ref=size_ref))
     masked = None if method.full_masks else np.zeros(len(train), bool)
     train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment="affine",
                                     size_bounds=size_bounds)
@@ -401,6 +419,10 @@ def _model_spec(profile: Profile) -> dict:
     return spec
 
 
+#: Settings a cached ``result.json`` may predate, at the values its run was trained with.
+RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0, "field": 256}
+
+
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
                  ref: tuple[float, float], seed: int = 0, ref_subject: str | None = None,
                  init_dir: Path | None = None) -> dict:
@@ -415,22 +437,16 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     from sizeseg.training import SegmentationDataModule, SegmentationModule, best_checkpoint, fit, load_model, make_trainer
     from sizeseg.training.constrained_terms import LogBarrierSchedule
 
+    from sizeseg.experiments.cache import check_reusable
+
     init = profile.init if init_dir is not None else None
+    settings = {"model": profile.model, "term_weights": [list(w) for w in profile.term_weights], "init": init,
+                "seed": seed, "field": profile.field}
     result_file = run_dir / "result.json"
     if result_file.is_file():
         row = json.loads(result_file.read_text())
-        if row.get("model", "enet") != profile.model:
-            raise ValueError(f"{result_file}: trained with model {row.get('model', 'enet')!r}, not {profile.model!r}; "
-                             "use another --out")
-        if [list(w) for w in row.get("term_weights", [])] != [list(w) for w in profile.term_weights]:
-            raise ValueError(f"{result_file}: trained with term weights {row.get('term_weights', [])}, not "
-                             f"{[list(w) for w in profile.term_weights]}; use another --out")
-        if row.get("init") != init:
-            raise ValueError(f"{result_file}: started from {row.get('init') or 'a fresh network'}, not "
-                             f"{init or 'a fresh network'}; use another --out")
-        if row.get("seed", 0) != seed:
-            raise ValueError(f"{result_file}: trained with seed {row.get('seed', 0)}, not {seed}; use another --out")
-        return {**row, "seed": seed}  # rows written before seeds were recorded lack it
+        check_reusable(result_file, row, settings, RESULT_DEFAULTS)
+        return {**RESULT_DEFAULTS, **row}  # rows written before a setting was recorded lack it
     train_set, val_set = _datasets(train, val, method, profile, weak, ref, seed, ref_subject)
     pl.seed_everything(seed, workers=True, verbose=False)
     spec = _model_spec(profile)
@@ -450,9 +466,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
     row = {"method": method.key, "label": method.label + (f", started from the {init} network" if init else ""),
-           "paper_dsc": None if init else method.paper_dsc, "model": profile.model,
-           "term_weights": [list(w) for w in profile.term_weights], "init": init, "seed": seed,
-           **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
+           "paper_dsc": None if init else method.paper_dsc, **settings, **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
            "last_epoch_dsc_slice": curve[-1] if curve else math.nan, "epochs": len(curve),
            "train_seconds": round(seconds, 1), "curve": curve}
     atomic_write_text(result_file, json.dumps(row, indent=1))
@@ -633,9 +647,10 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     if "areas" not in train.extra:
         raise ValueError("data has no 'areas' (pixel counts of the object) in extra; prepare it with sizeseg.data")
     subject, a, b = reference_bounds(train, subject=profile.bounds_subject)
-    weak = erosion_labels(train.masks, kernels=erosion_kernels(train.spatial_shape[-1]), repeat=True)
+    weak = erosion_labels(train.masks, kernels=erosion_kernels(train.spatial_shape[-1], profile.field), repeat=True)
     frac = labelled_fraction(weak, train.masks)
     info = {"train_slices": len(train), "val_slices": len(val), "resolution": "x".join(map(str, train.spatial_shape)),
+            "field_of_view": f"{profile.field}x{profile.field} native px",
             "bounds_subject": subject, "a": round(a, 1), "b": round(b, 1),
             "weak_labelled_pixels_%": round(100 * frac["of_pixels"], 3),
             "weak_of_foreground_%": round(100 * frac["of_foreground"], 2), "seeds": ",".join(map(str, seeds))}
@@ -735,6 +750,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="override the learning rate (default 5e-3, the paper's text; 5e-4 is the authors' code)")
     parser.add_argument("--model", default=None, help="network: enet (the paper's, default), unet-small, unet, ... "
                         "(a name of sizeseg.models.MODELS)")
+    parser.add_argument("--field", type=int, default=None, metavar="PIXELS",
+                        help="native pixels kept around the image centre before block-averaging to the profile's "
+                        "resolution (default 256, the paper's frame; 128 keeps 99.96 %% of the LV pixels of ACDC "
+                        "and makes them 4x larger at the cpu profile's 64x64); a multiple of the resolution")
     parser.add_argument("--bounds-subject", default=None,
                         help="training subject of the tight bounds (default: patient004, the paper's, if in the split)")
     parser.add_argument("--term-weight", action="append", default=None, metavar="NAME=WEIGHT",
@@ -772,6 +791,11 @@ def run_command(args: argparse.Namespace) -> int:
         profile = replace(profile, model=check_model_name(args.model, "--model"))
     if args.bounds_subject is not None:
         profile = replace(profile, bounds_subject=args.bounds_subject)
+    if args.field is not None:
+        if args.field < profile.resolution or args.field % profile.resolution:
+            raise ValueError(f"--field: expected a multiple of the profile's resolution {profile.resolution}, "
+                             f"got {args.field}")
+        profile = replace(profile, field=args.field)
     term_weights = parse_term_weights(args.term_weight)
     if term_weights:
         profile = replace(profile, term_weights=term_weights)
@@ -793,7 +817,7 @@ def run_command(args: argparse.Namespace) -> int:
     data = load_acdc(args.data, out, profile)
     command = f"sizeseg experiment constrained --data {args.data} --out {args.out} --profile {name}"
     command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
-                                                                  ("--lr", args.lr), ("--model", args.model),
+                                                                  ("--lr", args.lr), ("--model", args.model), ("--field", args.field),
                                                                   ("--bounds-subject", args.bounds_subject),
                                                                   ("--workers", args.workers), ("--init", args.init),
                                                                   ("--seeds", ",".join(map(str, seeds)) if seeds != (0,) else None))

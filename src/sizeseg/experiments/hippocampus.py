@@ -172,14 +172,10 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
 
 def _check_same_config(done: Path, cached: dict, cfg) -> None:
     """A finished run is reused only with the settings asked for now (keys it predates count as their defaults)."""
+    from sizeseg.experiments.cache import check_reusable
     from sizeseg.training import TrainConfig
 
-    defaults = TrainConfig().to_dict()
-    differ = [k for k, v in cfg.to_dict().items() if cached.get(k, defaults[k]) != v]
-    if differ:
-        raise ValueError(f"{done}: this finished run was trained with other settings ("
-                         + ", ".join(f"{k}={cached.get(k, defaults[k])!r}, not {getattr(cfg, k)!r}" for k in differ)
-                         + "); use another --out")
+    check_reusable(done, cached, cfg.to_dict(), TrainConfig().to_dict())
 
 
 def best_checkpoint_of(run_dir: Path) -> Path | None:

@@ -1,0 +1,26 @@
+"""Reuse of finished runs: a cached run counts only when it was trained with the settings asked for now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def check_reusable(record: str | Path, recorded: Mapping[str, Any], wanted: Mapping[str, Any],
+                   defaults: Mapping[str, Any]) -> None:
+    """Raise a ValueError naming ``record`` and every setting in ``wanted`` that ``recorded`` differs in.
+
+    A key the record predates counts as its value in ``defaults``, so runs written before a
+    setting existed stay reusable when the default is asked for.
+
+    >>> check_reusable("runs/a/result.json", {"seed": 0}, {"seed": 0, "field": 256}, {"field": 256})
+    >>> check_reusable("runs/a/result.json", {"seed": 0}, {"seed": 1}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: runs/a/result.json: this finished run was trained with other settings (seed=0, not 1); use another --out
+    """
+    differ = [(key, recorded.get(key, defaults.get(key)), value) for key, value in wanted.items()
+              if recorded.get(key, defaults.get(key)) != value]
+    if differ:
+        raise ValueError(f"{record}: this finished run was trained with other settings ("
+                         + ", ".join(f"{key}={old!r}, not {new!r}" for key, old, new in differ) + "); use another --out")
