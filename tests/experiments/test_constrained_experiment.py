@@ -331,11 +331,44 @@ def test_a_finished_run_with_other_term_weights_is_not_reused(tmp_path):
     assert row["field"] == 256
 
 
+def test_weak_sources_reach_the_training_slices(tmp_path):
+    from sizeseg.data.weak import centroid_labels, random_point_labels
+
+    data = _tiny_data()
+    rng = np.random.default_rng(1)
+    data.extra["scribbles"] = rng.integers(-1, 2, size=data.masks.shape).astype(np.int8)
+    train = data.split("train")
+    quick = exp.PROFILE_SETTINGS["quick"]
+    scribbles = exp.experiment_weak_labels(train, replace(quick, weak="scribbles"))
+    np.testing.assert_array_equal(scribbles, train.extra["scribbles"])
+    np.testing.assert_array_equal(exp.experiment_weak_labels(train, replace(quick, weak="centroid")),
+                                  centroid_labels(train.masks))
+    np.testing.assert_array_equal(exp.experiment_weak_labels(train, replace(quick, weak="points")),
+                                  random_point_labels(train.masks, seed=0))
+    eroded = exp.experiment_weak_labels(train, quick)
+    assert set(np.unique(eroded)) == {-1, 1} and np.all(train.masks[eroded == 1])
+    without = _tiny_data().split("train")
+    with pytest.raises(ValueError, match="weak='scribbles': the data has no scribbles"):
+        exp.experiment_weak_labels(without, replace(quick, weak="scribbles"))
+    with pytest.raises(ValueError, match="weak: expected one of"):
+        exp.experiment_weak_labels(train, replace(quick, weak="boxes"))
+    # the partial CE of a scribble row sees the scribbles' background labels
+    method = next(m for m in exp.METHODS if m.key == "partial_ce")
+    train_set, _ = exp._datasets(train, train, method, quick, scribbles, (1.0, 2.0), 0)
+    np.testing.assert_array_equal(train_set.weak.numpy(), scribbles)
+    profile = replace(quick, epochs=1, train_batches=2, widths=(4, 8, 16), stage_repeats=1, weak="scribbles")
+    row, = exp.run_experiment(data, tmp_path, profile, methods=["partial_ce"], timing=False)[0]
+    assert row["weak"] == "scribbles" and "weak_foreground_recall_%" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="weak='scribbles', not 'erosion'"):
+        exp.run_experiment(data, tmp_path, replace(profile, weak="erosion"), methods=["partial_ce"], timing=False)
+
+
 def test_registered_in_the_sizeseg_cli():
     from sizeseg.cli import build_parser
 
     args = build_parser().parse_args(["experiment", "constrained", "--data", "d", "--out", "o", "--profile", "cpu",
                                       "--methods", "full", "--epochs", "2", "--model", "unet-small",
-                                      "--bounds-subject", "patient004"])
+                                      "--bounds-subject", "patient004", "--weak", "scribbles", "--field", "128"])
     assert args.func is exp.run_command and args.profile == "cpu" and args.epochs == 2
     assert args.model == "unet-small" and args.bounds_subject == "patient004"
+    assert args.weak == "scribbles" and args.field == 128
