@@ -102,13 +102,14 @@ def test_penalty_weight_keeps_the_papers_balance_on_downsampled_slices():
     small = torch.nn.functional.avg_pool2d(probs, 4)  # the cpu profile's block averaging
     logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731  (the term takes logits)
     bounds = torch.tensor([[500.0, 1723.0]])
-    full, cpu = exp.PROFILE_SETTINGS["full"], exp.PROFILE_SETTINGS["cpu"]
+    full, cpu = exp.PROFILE_SETTINGS["full"], replace(exp.PROFILE_SETTINGS["cpu"], field=256)
     at_256 = exp.penalty_weight(full) * SizePenaltyTerm()(logit(probs.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds})
     at_64 = exp.penalty_weight(cpu) * SizePenaltyTerm()(logit(small.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds / 16})
     assert float(at_256) > 0
     assert float(at_64) == pytest.approx(float(at_256), rel=1e-3)
     weights = {t.weight for t in exp.METHODS[[m.key for m in exp.METHODS].index("size_two_bounds")].terms(cpu)}
     assert exp.penalty_weight(cpu) in weights
+    assert exp.PROFILE_SETTINGS["cpu"].field == 128 and exp.PROFILE_SETTINGS["full"].field == 256
     # a 128x128 centre crop (all the mass inside it) halved to 64x64 keeps the balance as well
     centred = torch.zeros_like(probs)
     centred[..., 64:192, 64:192] = probs[..., 64:192, 64:192]
