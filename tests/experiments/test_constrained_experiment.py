@@ -117,7 +117,7 @@ def test_penalty_weight_keeps_the_papers_balance_on_downsampled_slices():
     crop = torch.nn.functional.avg_pool2d(centred[..., 64:192, 64:192], 2)
     cropped = replace(cpu, field=128)
     at_crop = exp.penalty_weight(cropped) * SizePenaltyTerm()(logit(crop.clamp(1e-6, 1 - 1e-6)),
-                                                              {"bounds": bounds / exp.native_pixel_area(cropped)})
+                                                              {"bounds": bounds / exp.native_pixel_area(cropped.field, cropped.resolution)})
     assert float(at_256) > 0
     assert float(at_crop) == pytest.approx(float(at_256), rel=1e-3)
 
@@ -362,6 +362,7 @@ def test_weak_sources_reach_the_training_slices(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert row["weak"] == "scribbles" and "weak_foreground_recall_%" in report
     assert "| 0.0721 |" not in report  # the paper's number used its eroded masks, not scribbles
+    assert "0.0721" not in (tmp_path / "table1.csv").read_text()
     with pytest.raises(ValueError, match="weak='scribbles', not 'erosion'"):
         exp.run_experiment(data, tmp_path, replace(profile, weak="erosion"), methods=["partial_ce"], timing=False)
 

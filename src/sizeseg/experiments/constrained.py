@@ -132,13 +132,13 @@ def _terms_proposals_pce(p: Profile) -> list:
     return [PartialCETerm(), ProposalTerm(iterations=p.proposal_iterations)]
 
 
-def native_pixel_area(p: Profile) -> float:
-    """Native pixels per pixel of the prepared slices: ``(field / resolution)^2``.
+def native_pixel_area(field: int, resolution: int) -> float:
+    """Native pixels per pixel of slices of ``field`` native pixels block-averaged to ``resolution``.
 
-    >>> native_pixel_area(PROFILE_SETTINGS["cpu"]), native_pixel_area(replace(PROFILE_SETTINGS["cpu"], field=256))
+    >>> native_pixel_area(128, 64), native_pixel_area(256, 64)
     (4.0, 16.0)
     """
-    return (p.field / p.resolution) ** 2
+    return (field / resolution) ** 2
 
 
 def penalty_weight(p: Profile) -> float:
@@ -433,7 +433,7 @@ def _datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, re
               ref_subject: str | None = None):
     from sizeseg.data.datasets import SegmentationDataset
 
-    pixel_area = (profile.field / train.spatial_shape[-1]) ** 2
+    pixel_area = native_pixel_area(profile.field, train.spatial_shape[-1])
     size_ref = (reference_bounds(train, train.sizes, ref_subject)[1:]
                 if "size-subject" in (method.bounds, method.size_bounds) else None)
     bounds = method_bounds(method.bounds, train.extra["areas"], ref, pixel_area, seed, size_ref=size_ref)
@@ -472,9 +472,8 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
 
     from sizeseg.models import build_model
     from sizeseg.training import SegmentationDataModule, SegmentationModule, best_checkpoint, fit, load_model, make_trainer
-    from sizeseg.training.constrained_terms import LogBarrierSchedule
-
     from sizeseg.experiments.cache import check_reusable
+    from sizeseg.training.constrained_terms import LogBarrierSchedule
 
     init = profile.init if init_dir is not None else None
     settings = {"model": profile.model, "term_weights": [list(w) for w in profile.term_weights], "init": init,
@@ -579,6 +578,9 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
     With rows of several seeds in ``per_seed``, Table 1 shows mean ± sd and ``table1_seeds.csv``
     lists every seed's row.
     """
+    if profile.weak != "erosion":  # the paper's rows used its eroded masks; other weak labels are not comparable
+        table1 = [{**r, "paper_dsc": None} for r in table1]
+        per_seed = [{**r, "paper_dsc": None} for r in per_seed]
     seeds = sorted({r["seed"] for r in per_seed})
     several = len(seeds) > 1
     columns = ["method", "label", "dsc_slice", "dsc_slice_lv", "dsc_volume", "last_epoch_dsc_slice", "best_epoch",
@@ -603,10 +605,9 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
              f"## Table 1 — validation DSC ({what}best epoch by per-slice validation DSC)", "",
              "| Method | ours: DSC per slice | ours: DSC per slice with LV | ours: 3D DSC per volume | ours: last-epoch DSC | paper (256², 200 ep.) |",
              "|---|---|---|---|---|---|"]
-    for r in table1:  # the paper's rows used its eroded masks; with other weak labels they are not comparable
-        paper = r["paper_dsc"] if profile.weak == "erosion" else None
+    for r in table1:
         lines.append(f"| {r['label']} | {cell(r, 'dsc_slice')} | {cell(r, 'dsc_slice_lv')} | {cell(r, 'dsc_volume')} | "
-                     f"{cell(r, 'last_epoch_dsc_slice')} | {_fmt(paper)} |")
+                     f"{cell(r, 'last_epoch_dsc_slice')} | {_fmt(r['paper_dsc'])} |")
     lines.append("")
     orderings = [(key, what, ordering_holds(table1, key)) for key, what in (("dsc_volume", "3D DSC per volume"),
                                                                             ("dsc_slice_lv", "DSC per slice with LV"))]

@@ -158,24 +158,17 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
     """``train`` unless ``run_dir/done.json`` marks it finished (a killed run resumes from last.ckpt)."""
     import json
 
-    from sizeseg.training import TrainResult, best_checkpoint, last_checkpoint, train
+    from sizeseg.experiments.cache import check_reusable
+    from sizeseg.training import TrainConfig, TrainResult, best_checkpoint, last_checkpoint, train
 
     done = run_dir / "done.json"
-    if done.is_file():
+    if done.is_file():  # reused only with the settings asked for now (keys it predates count as their defaults)
         info = json.loads(done.read_text())
-        _check_same_config(done, info.get("config", {}), cfg)
+        check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig().to_dict())
         return TrainResult(run_dir, best_checkpoint(run_dir), last_checkpoint(run_dir), run_dir / "metrics.csv", info["seconds"])
     result = train(mode, data, run_dir, cfg, init=init, progress_bar=progress_bar)
     write_json(done, {"seconds": result.seconds, "config": cfg.to_dict(), "init": str(init) if init else None})
     return result
-
-
-def _check_same_config(done: Path, cached: dict, cfg) -> None:
-    """A finished run is reused only with the settings asked for now (keys it predates count as their defaults)."""
-    from sizeseg.experiments.cache import check_reusable
-    from sizeseg.training import TrainConfig
-
-    check_reusable(done, cached, cfg.to_dict(), TrainConfig().to_dict())
 
 
 def best_checkpoint_of(run_dir: Path) -> Path | None:
