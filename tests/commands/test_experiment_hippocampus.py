@@ -11,7 +11,7 @@ from sizeseg.experiments.report import mean_sd, read_csv
 def test_pretrain_config_keeps_the_step_budget():
     profile = H.PROFILES["cpu"]
     for m in (10, 85, 340, None):
-        cfg = H._pretrain_config(profile, m, n_train=3715, seed=0)
+        cfg = H.pretrain_config(profile, m, n_train=3715, seed=0)
         per_epoch = max(1, (3715 if m is None else m) // profile.batch_size)
         assert cfg.max_epochs % cfg.val_every == 0  # ends on a validated epoch
         assert profile.pretrain_steps <= cfg.max_epochs * per_epoch < profile.pretrain_steps + cfg.val_every * per_epoch
@@ -81,9 +81,9 @@ def test_experiment_cli_rejects_bad_lists():
 
 
 def test_experiment_cli_rejects_unknown_stages():
-    assert H._stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
+    assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
     with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, true-size oracle"):
-        H._stage_list("size,mixed")
+        H.stage_list("size,mixed")
 
 
 def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
@@ -97,11 +97,11 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
         calls.append((run_dir.name, mode, cfg.size_matched_weight))
         return Result(run_dir)
 
-    monkeypatch.setattr(H, "_train_once", fake_train_once)
-    monkeypatch.setattr(H, "_scores", lambda ckpt, split: {"IoU": 0.5, "Dice": 0.6, "E": 1.0})
-    monkeypatch.setattr(H, "_epochs", lambda csv: [])
-    monkeypatch.setattr(H, "_true_size_scores", lambda ckpt, split: {"IoU": 0.55, "Dice": 0.65, "E": 0.0})
-    monkeypatch.setattr(H, "best_checkpoint_of", lambda run_dir: run_dir / "best.ckpt")
+    monkeypatch.setattr(H.runs, "_train_once", fake_train_once)
+    monkeypatch.setattr(H.runs, "_scores", lambda ckpt, split: {"IoU": 0.5, "Dice": 0.6, "E": 1.0})
+    monkeypatch.setattr(H.runs, "read_epochs", lambda csv: [])
+    monkeypatch.setattr(H.runs, "true_size_scores", lambda ckpt, split: {"IoU": 0.55, "Dice": 0.65, "E": 0.0})
+    monkeypatch.setattr(H.runs, "best_checkpoint_of", lambda run_dir: run_dir / "best.ckpt")
 
     class Data:
         splits = np.array(["train"] * 40 + ["test"] * 5)
@@ -156,7 +156,7 @@ def test_pretraining_picked_by_validation_sizes_and_cached_runs_keep_their_setti
     H.run_pretraining_item(data, tmp_path, profile, 8, 0)
     run = tmp_path / "runs" / "pretraining" / "m8-s0" / "pretrain"
     assert json.loads((run / "done.json").read_text())["config"]["monitor"] == "val/E"
-    epochs = [e for e in H._epochs(run / "metrics.csv") if "val_E" in e]
+    epochs = [e for e in H.read_epochs(run / "metrics.csv") if "val_E" in e]
     best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["epoch"]
     assert len(epochs) > 1 and best + 1 == min(epochs, key=lambda e: (e["val_E"], e["epoch"]))["epoch"]
     # a missing stage re-uses the pre-trained run only with the same settings

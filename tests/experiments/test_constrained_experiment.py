@@ -71,14 +71,14 @@ def test_penalty_with_discrete_size_carries_both_kinds_of_bounds():
     method = next(m for m in exp.METHODS if m.key == "size_two_bounds_discrete")
     _, a, b = exp.reference_bounds(train)
     _, sa, sb = exp.reference_bounds(train, train.sizes)
-    train_set, _ = exp._datasets(train, data.split("val"), method, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)
+    train_set, _ = exp.method_datasets(train, data.split("val"), method, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)
     present = train.extra["areas"] > 0
     assert np.allclose(train_set.bounds[present].numpy(), [a, b]) and np.allclose(train_set.bounds[~present].numpy(), 0)
     assert np.allclose(train_set.size_bounds[present].numpy(), [sa, sb]) and np.allclose(train_set.size_bounds[~present].numpy(), 0)
     names = [t.name for t in exp.method_terms(method, exp.PROFILE_SETTINGS["cpu"])]
     assert names == ["partial_ce", "size_penalty", "discrete_size"]
     plain = next(m for m in exp.METHODS if m.key == "size_two_bounds")
-    assert torch.isnan(exp._datasets(train, train, plain, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)[0].size_bounds).all()
+    assert torch.isnan(exp.method_datasets(train, train, plain, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)[0].size_bounds).all()
 
 
 def test_reference_bounds_prefer_the_papers_subject():
@@ -264,10 +264,10 @@ def test_model_option_trains_another_network(tmp_path):
     assert "model=unet-tiny" in (tmp_path / "report.md").read_text()
     with pytest.raises(ValueError, match="unet-tiny"):  # a finished run of another model is not reused
         exp.run_experiment(_tiny_data(), tmp_path, replace(profile, model="enet"), methods=["partial_ce"], timing=False)
-    assert exp._model_spec(replace(profile, model="unet-small"))["name"] == "unet-small"
-    assert exp._model_spec(replace(profile, model="enet"))["widths"] == profile.widths
+    assert exp.model_spec(replace(profile, model="unet-small"))["name"] == "unet-small"
+    assert exp.model_spec(replace(profile, model="enet"))["widths"] == profile.widths
     with pytest.raises(ValueError, match="model"):
-        exp._model_spec(replace(profile, model="nonsense"))
+        exp.model_spec(replace(profile, model="nonsense"))
 
 
 def test_cli_rejects_bad_input_before_work(tmp_path):
@@ -355,7 +355,7 @@ def test_weak_sources_reach_the_training_slices(tmp_path):
         exp.experiment_weak_labels(train, replace(quick, weak="boxes"))
     # the partial CE of a scribble row sees the scribbles' background labels
     method = next(m for m in exp.METHODS if m.key == "partial_ce")
-    train_set, _ = exp._datasets(train, train, method, quick, scribbles, (1.0, 2.0), 0)
+    train_set, _ = exp.method_datasets(train, train, method, quick, scribbles, (1.0, 2.0), 0)
     np.testing.assert_array_equal(train_set.weak.numpy(), scribbles)
     profile = replace(quick, epochs=1, train_batches=2, widths=(4, 8, 16), stage_repeats=1, weak="scribbles")
     row, = exp.run_experiment(data, tmp_path, profile, methods=["partial_ce"], timing=False)[0]

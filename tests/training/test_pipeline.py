@@ -91,13 +91,13 @@ def test_small_training_sets_are_repeated_to_epoch_items():
 
 @pytest.mark.slow
 def test_true_size_oracle_never_raises_the_size_error(tmp_path):
-    from sizeseg.experiments.hippocampus import _true_size_scores
+    from sizeseg.experiments.hippocampus import true_size_scores
 
     data = tiny_data(24)
     pre = train("pretrain", data, tmp_path / "pre", TrainConfig(**CFG, max_epochs=2, m=12), progress_bar=False)
     test = data.split("test")
     before = evaluate_model(load_model(pre.best), test)
-    after = _true_size_scores(pre.best, test)
+    after = true_size_scores(pre.best, test)
     # each image's mask moves to the reachable size nearest its true size, so no image's error grows
     assert before["E"] > 0 and after["E"] <= before["E"] + 1e-6
     assert 0.0 <= after["IoU"] <= 1.0 and 0.0 <= after["Dice"] <= 1.0

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from sizeseg.data.synthetic import synthetic_data
-    from sizeseg.experiments.hippocampus import _epochs
+    from sizeseg.experiments.hippocampus import read_epochs
     from sizeseg.experiments.report import markdown_table, write_csv
     from sizeseg.io_utils import atomic_write_text
     from sizeseg.training import TrainConfig, evaluate_model, load_model, predict_logits, train
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             {"stage": f"after size fine-tuning ({mode})", **after}]
     table = markdown_table(rows, ["stage", "IoU", "Dice", "E"], ["stage", "test IoU", "test Dice", "test E"])
     print(table)
-    curve = _epochs(fine.metrics_csv)
+    curve = read_epochs(fine.metrics_csv)
     write_csv(out / "results.csv", rows, ["stage", "IoU", "Dice", "E", "n"])
     write_csv(out / "finetune_curve.csv", curve, ["epoch", "val_E", "val_IoU", "epoch_time"])
     _curves(out / "finetune_curve.png", curve, start_val)
