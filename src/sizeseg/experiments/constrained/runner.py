@@ -22,7 +22,9 @@ from sizeseg.io_utils import atomic_write_text
 
 
 def method_datasets(train, val, method: Method, profile: Profile, weak: np.ndarray, ref: tuple[float, float], seed: int,
-              ref_subject: str | None = None):
+                    ref_subject: str | None = None):
+    """The method's training set (weak labels, or masks for full supervision; its bounds; augmentation) and the
+    validation set (masks)."""
     from sizeseg.data.datasets import SegmentationDataset
 
     pixel_area = native_pixel_area(profile.field, train.spatial_shape[-1])

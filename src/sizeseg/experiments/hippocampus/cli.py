@@ -10,6 +10,7 @@ from sizeseg.experiments.hippocampus.runs import load_hippocampus, run_experimen
 
 
 def stage_list(text: str | None) -> list[str] | None:
+    """``--stages``: comma-separated names of :data:`STAGE_NAMES` (None: the profile's), or a ValueError."""
     if text is None:
         return None
     stages = [part.strip() for part in text.split(",") if part.strip()]

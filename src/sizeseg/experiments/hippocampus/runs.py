@@ -15,6 +15,8 @@ from sizeseg.experiments.report import read_csv, write_json
 
 
 def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
+    """Pre-training on m masks (all ``n_train`` for m None): the profile's step budget as whole epochs that end
+    on a validated epoch, validation about every ``pretrain_val_steps`` steps."""
     from sizeseg.training import TrainConfig
 
     items = n_train if m is None else m
@@ -29,6 +31,7 @@ def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
 
 
 def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int = 1, epochs: int | None = None):
+    """Fine-tuning on the sizes (n_samples gradient samples), the profile's epochs unless ``epochs`` is given."""
     from sizeseg.training import TrainConfig
 
     return TrainConfig(model=profile.model, lr=profile.finetune_lr, batch_size=profile.batch_size,
