@@ -5,6 +5,7 @@ from scipy import ndimage
 
 from sizeseg.metrics import (
     Dice, IoU, MeanOverImages, SquaredSizeError, dice_score, iou_score, predicted_size, squared_size_error,
+    volume_dice_score,
 )
 
 
@@ -101,3 +102,22 @@ def test_mean_over_images_is_a_weighted_mean_of_batches():
     m.update(values[1:])
     assert m.compute().item() == pytest.approx(np.nanmean(values.numpy()))
     assert torch.isnan(MeanOverImages().compute())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_volume_dice_pools_each_volumes_slices(seed):
+    rng = np.random.default_rng(seed)
+    pred, target = rng.random((9, 5, 4)) < 0.4, rng.random((9, 5, 4)) < 0.4
+    volumes = np.array(["b", "a", "b", "c", "a", "c", "d", "b", "d"])
+    pred[volumes == "d"] = target[volumes == "d"] = False  # an empty volume scores 1
+    got = volume_dice_score(pred, target, volumes)
+    for value, key in zip(got.tolist(), ["a", "b", "c", "d"]):
+        p, t = pred[volumes == key], target[volumes == key]
+        expected = 1.0 if p.sum() + t.sum() == 0 else 2 * (p & t).sum() / (p.sum() + t.sum())
+        assert value == pytest.approx(expected, abs=1e-6)
+    assert got.shape == (4,)
+
+
+def test_volume_dice_rejects_ids_of_another_length():
+    with pytest.raises(ValueError, match="3 volume ids|S volume ids"):
+        volume_dice_score(torch.zeros(2, 3, 3), torch.zeros(2, 3, 3), ["a", "b", "c"])

@@ -11,7 +11,7 @@ MODULES = ["sizeseg.ops.distance", "sizeseg.ops.flip", "sizeseg.losses.size_loss
            "sizeseg.losses.exact", "sizeseg.losses.size_criteria", "sizeseg.ops.size_match",
            "sizeseg.experiments.options", "sizeseg.experiments.report",
            "sizeseg.experiments.cache", "sizeseg.experiments.constrained.profiles",
-           "sizeseg.experiments.constrained.methods", "sizeseg.experiments.constrained.evaluation"]
+           "sizeseg.experiments.constrained.methods", "sizeseg.metrics.overlap"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -49,7 +49,7 @@ rows as loss terms), :mod:`.labels` (weak labels and bounds), :mod:`.evaluation`
 """
 
 from sizeseg.experiments.constrained.cli import add_arguments, main, register, run_command
-from sizeseg.experiments.constrained.evaluation import evaluate, read_curve, volume_dice
+from sizeseg.experiments.constrained.evaluation import evaluate, read_curve
 from sizeseg.experiments.constrained.labels import (
     WEAK_SOURCES, experiment_weak_labels, load_acdc, method_bounds, reference_bounds,
 )
@@ -72,5 +72,5 @@ __all__ = [
     "evaluate", "experiment_weak_labels", "load_acdc", "main", "method_bounds", "method_datasets", "method_terms",
     "model_spec", "native_pixel_area", "ordering_holds", "parse_term_weights", "penalty_weight", "plot_curves",
     "read_curve", "reference_bounds", "register", "run_command", "run_experiment", "time_methods", "train_method",
-    "volume_dice", "write_report",
+    "write_report",
 ]

@@ -10,25 +10,9 @@ import numpy as np
 import torch
 
 
-def volume_dice(pred: np.ndarray, target: np.ndarray, volumes: np.ndarray) -> np.ndarray:
-    """3D Dice per volume: slices grouped by ``volumes`` (1 when both are empty).
-
-    >>> p = np.array([[[1, 0]], [[1, 1]]]); t = np.array([[[1, 0]], [[0, 1]]])
-    >>> volume_dice(p, t, np.array(["a", "a"])).round(4).tolist()
-    [0.8]
-    """
-    out = []
-    for key in sorted(set(np.asarray(volumes).tolist())):
-        sel = np.asarray(volumes) == key
-        p, t = pred[sel].astype(bool), target[sel].astype(bool)
-        total = p.sum() + t.sum()
-        out.append(1.0 if total == 0 else 2.0 * (p & t).sum() / total)
-    return np.array(out)
-
-
 def evaluate(model, val) -> dict:
     """Validation DSC per slice (mean over slices) and per 3D volume (mean over volumes)."""
-    from sizeseg.metrics import dice_score
+    from sizeseg.metrics import dice_score, volume_dice_score
     from sizeseg.training.pipeline import predict_logits
 
     logits = predict_logits(model, val.images, batch_size=32)
@@ -36,7 +20,7 @@ def evaluate(model, val) -> dict:
     target = np.asarray(val.masks) > 0
     per_slice = dice_score(torch.from_numpy(pred), torch.from_numpy(target)).numpy()
     has_lv = target.reshape(len(target), -1).any(1)
-    per_volume = volume_dice(pred, target, val.volumes)
+    per_volume = volume_dice_score(pred, target, val.volumes)
     return {"dsc_slice": float(per_slice.mean()), "dsc_slice_lv": float(per_slice[has_lv].mean()) if has_lv.any() else math.nan,
             "dsc_volume": float(per_volume.mean()), "n_val_slices": int(len(val)), "n_val_volumes": int(len(per_volume))}
 
