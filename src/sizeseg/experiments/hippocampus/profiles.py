@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 ALL = None  # m = all training images
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Settings of one experiment profile (see the module docstring)."""
+    """Settings of one experiment profile (see :mod:`sizeseg.experiments.hippocampus`)."""
 
     name: str
     model: str
