@@ -70,7 +70,11 @@ def test_scribbles_and_fraction():
     np.testing.assert_array_equal(scribble_labels(s), [[0, 0, 0], [1, -1, 1]])
     weak = np.array([[1, -1], [-1, -1]])
     mask = np.array([[1, 1], [0, 0]])
-    assert labelled_fraction(weak, mask) == {"of_pixels": 0.25, "of_foreground": 0.5, "foreground_recall": 0.5}
+    assert labelled_fraction(weak, mask) == {"of_pixels": 0.25, "foreground_of_pixels": 0.25, "background_of_pixels": 0.0,
+                                             "of_foreground": 0.5, "foreground_recall": 0.5}
+    weak = np.array([[1, 0], [0, -1]])  # background labels count as labelled, not as foreground recall
+    assert labelled_fraction(weak, mask) == {"of_pixels": 0.75, "foreground_of_pixels": 0.25, "background_of_pixels": 0.5,
+                                             "of_foreground": 1.5, "foreground_recall": 0.5}
 
 
 def test_subject_bounds_equal_direct_computation():

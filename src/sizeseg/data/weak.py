@@ -148,11 +148,14 @@ def scribble_labels(scribbles: np.ndarray, target: int = 3, unlabelled: int = 4)
 def labelled_fraction(weak: np.ndarray, masks: np.ndarray | None = None) -> dict[str, float]:
     """Fraction of labelled pixels: of all pixels, and (given ``masks``) of the foreground pixels.
 
-    Returns ``{"of_pixels": ..., "of_foreground": ..., "foreground_recall": ...}`` where
-    ``foreground_recall`` is the share of foreground pixels that carry a weak 1.
+    Returns ``{"of_pixels", "foreground_of_pixels", "background_of_pixels", "of_foreground",
+    "foreground_recall"}``: the labelled share of all pixels, split into weak 1s and weak 0s; the
+    labelled pixels (1s and 0s) over the foreground pixels (above 1 when the background is labelled
+    generously, e.g. scribbles); and the share of foreground pixels that carry a weak 1.
     """
     weak = np.asarray(weak)
-    result = {"of_pixels": float((weak != IGNORE_INDEX).mean())}
+    result = {"of_pixels": float((weak != IGNORE_INDEX).mean()), "foreground_of_pixels": float((weak == 1).mean()),
+              "background_of_pixels": float((weak == 0).mean())}
     if masks is not None:
         fg = _as_masks(masks)
         n_fg = max(int(fg.sum()), 1)

@@ -172,7 +172,8 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
             "field_of_view": f"{profile.field}x{profile.field} native px",
             "bounds_subject": subject, "a": round(a, 1), "b": round(b, 1),
             "weak_labelled_pixels_%": round(100 * frac["of_pixels"], 3),
-            "weak_of_foreground_%": round(100 * frac["of_foreground"], 2),
+            "weak_foreground_labels_%": round(100 * frac["foreground_of_pixels"], 3),
+            "weak_background_labels_%": round(100 * frac["background_of_pixels"], 3),
             "weak_foreground_recall_%": round(100 * frac["foreground_recall"], 2), "seeds": ",".join(map(str, seeds))}
     init_dirs: dict[int, Path | None] = dict.fromkeys(seeds)
     if profile.init is not None:
