@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -76,14 +77,14 @@ def volume_dice_score(pred, target, volumes) -> torch.Tensor:
         tensor([0.8000, 1.0000])
     """
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)
-    ids = list(volumes.tolist() if hasattr(volumes, "tolist") else volumes)
-    if len(ids) != pred.shape[0] or pred.shape != target.shape:
+    ids = np.asarray(volumes)
+    if ids.shape != pred.shape[:1] or pred.shape != target.shape:
         raise ValueError(f"volume_dice_score: expected pred and target of one shape (S, *spatial) and S volume ids, got "
                          f"{tuple(pred.shape)}, {tuple(target.shape)} and {len(ids)} ids")
-    scores = []
-    for key in sorted(set(ids)):
-        rows = torch.tensor([i == key for i in ids])
-        scores.append(dice_score(pred[rows].reshape(1, -1), target[rows].reshape(1, -1)))
+    keys, volume_of_slice = np.unique(ids, return_inverse=True)  # keys sorted
+    volume_of_slice = torch.from_numpy(volume_of_slice.reshape(-1))
+    scores = [dice_score(pred[volume_of_slice == v].reshape(1, -1), target[volume_of_slice == v].reshape(1, -1))
+              for v in range(len(keys))]
     return torch.cat(scores) if scores else torch.zeros(0)
 
 
