@@ -38,14 +38,19 @@ def test_unet_3d_keeps_spatial_shape():
     assert net(torch.randn(2, 1, 20, 17, 9)).shape == (2, 1, 20, 17, 9)
 
 
-def test_unet_output_does_not_depend_on_padding_content():
-    # The crop returns exactly the input's pixels: evaluation on the padded input reproduces it.
+def test_unet_runs_the_inner_network_on_the_zero_padded_input_and_crops():
     torch.manual_seed(1)
     net = UNet(1, 1, decoder_channels=SMALL).eval()
     x = torch.randn(1, 1, 40, 24)
     padded, crop = pad_to_multiple(x, 32)
+    outside = torch.ones_like(padded, dtype=torch.bool)
+    outside[crop] = False
     with torch.no_grad():
         assert torch.allclose(net(x), net.net(padded)[crop])
+        # The padding is seen by the network, so the check above pins it to zeros: other values
+        # in the same pixels give another output.
+        other = torch.where(outside, torch.full_like(padded, 5.0), padded)
+        assert not torch.allclose(net(x), net.net(other)[crop])
 
 
 def test_unet_validates():
@@ -82,3 +87,18 @@ def test_tiny_unet_pads_and_crops():
     with torch.no_grad():
         assert torch.allclose(net.eval()(x), net.net(padded)[crop])
     assert sum(p.numel() for p in net.parameters()) < 200_000
+
+
+def test_plain_unet_pads_crops_and_validates():
+    from sizeseg.models import PlainUNet
+
+    net = build_model("unet-plain", in_channels=2)
+    assert isinstance(net, PlainUNet)
+    x = torch.randn(2, 2, 45, 30)
+    assert net(x).shape == (2, 1, 45, 30)
+    padded, crop = pad_to_multiple(x, 8)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x), net.net(padded)[crop])
+    assert 150_000 < sum(p.numel() for p in net.parameters()) < 300_000
+    with pytest.raises(ValueError, match="channels: expected 4 positive widths"):
+        PlainUNet(1, 1, channels=(8, 16))
