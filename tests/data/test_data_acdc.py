@@ -103,3 +103,18 @@ def test_real_hippocampus_smoke(shared_data):
     assert data.images.shape[1:] == (1, 48, 32) and len(set(data.volumes)) == 5
     assert (data.masks.reshape(len(data), -1).mean(axis=1) >= 0.01).all()
     np.testing.assert_array_equal(data.sizes, [reference_size(m) for m in data.masks])
+
+
+def test_split_by_frames_draws_frames_and_can_separate_a_patients_two_frames(acdc):
+    straddles = 0
+    for seed in range(6):
+        data = build_acdc(acdc, size=16, seed=seed, split="frames")
+        for volume in np.unique(data.volumes):  # a frame's slices stay together
+            assert len(set(data.splits[data.volumes == volume])) == 1
+        val_frames = set(data.volumes[data.splits == "val"])
+        assert len(val_frames) == 2  # 25 % of the fixture's 8 frames
+        for subject in np.unique(data.extra["subjects"]):
+            straddles += len(set(data.splits[data.extra["subjects"] == subject])) == 2
+    assert straddles > 0
+    with pytest.raises(ValueError, match="split: expected one of"):
+        build_acdc(acdc, size=16, split="slices")

@@ -115,3 +115,26 @@ def test_affine_augmentation():
     assert torch.equal(item["bounds"], torch.tensor([5.0, 100.0]))
     # where the mask is foreground the weak label (derived from the same mask) agrees
     assert (item["weak"][item["mask"][0] > 0] == 1).all()
+
+
+def test_dihedral_augmentation_gives_the_eight_symmetries_and_keeps_correspondence():
+    data = synthetic_data(1, shape=(16, 16), seed=0)
+    data.images[:, 0] = np.arange(256, dtype=np.float32).reshape(16, 16)  # every pixel distinct
+    data.masks[0] = (data.images[0, 0] % 7 == 0)
+    weak = np.where(data.masks > 0, 1, -1)
+    ds = SegmentationDataset(data, augment="dihedral", weak=weak)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        item = ds[0]
+        image = item["image"][0]
+        assert torch.equal(item["mask"][0], (image % 7 == 0).float())
+        assert torch.equal(item["weak"], torch.where(item["mask"][0] > 0, 1, -1))
+        seen.add(tuple(image[0, :2].tolist()) + tuple(image[:2, 0].tolist()))
+    base = torch.from_numpy(data.images[0, 0])
+    expected = set()
+    for t in (base, base.T):
+        for k in range(4):
+            r = torch.rot90(t, k)
+            expected.add(tuple(r[0, :2].tolist()) + tuple(r[:2, 0].tolist()))
+    assert seen == expected and len(expected) == 8

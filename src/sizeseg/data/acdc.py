@@ -19,7 +19,9 @@ Preparation (:func:`prepare_acdc`):
    target), ``sizes`` (``sizeseg.object_size``, border="background"), ``scribbles`` (weak labels
    1 LV / 0 other scribbled classes / -1 unlabelled), ``volumes`` = ``patientXXX_frameYY`` (for
    per-volume Dice and per-volume bounds) and ``subjects`` = ``patientXXX``.
-5. Split 75/25 by patient (seeded): ``train`` / ``val``.
+5. Split 75/25 (seeded) into ``train`` / ``val``: by patient (``split="patients"``, default: the two
+   frames of a patient stay on one side), or by frame (``split="frames"``, as the constrained-CNN
+   authors' code draws its validation frames: the two frames of a patient can fall on both sides).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from sizeseg.data.splits import PAPER2_FRACTIONS, split_groups
 from sizeseg.data.weak import IGNORE_INDEX, scribble_labels
 
 LV_LABEL = 3
+#: ``split``: the unit drawn into train / val.
+ACDC_SPLITS = ("patients", "frames")
 _FRAME = re.compile(r"^(patient\d+)_frame(\d+)\.nii(\.gz)?$")
 
 
@@ -123,8 +127,11 @@ def _downsample_scribbles(weak: np.ndarray, factor: int) -> np.ndarray:
 def build_acdc(
     data: str | Path, size: int = 256, resolution: int | None = None, seed: int = 0,
     fractions: Sequence[float] = PAPER2_FRACTIONS, target: int = LV_LABEL, limit: int | None = None,
+    split: str = "patients",
 ) -> PreparedData:
     """Prepare the ACDC slices in memory (see the module docstring). ``limit``: first patients only."""
+    if split not in ACDC_SPLITS:
+        raise ValueError(f"split: expected one of {ACDC_SPLITS}, got {split!r}")
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     resolution = size if resolution is None else int(resolution)
@@ -155,7 +162,7 @@ def build_acdc(
         images=np.concatenate(images), masks=masks_arr, has_mask=np.ones(len(masks_arr), bool),
         sizes=object_sizes(masks_arr), ids=np.char.add(np.char.add(keys.astype(str), ":"), slices.astype(str)),
         sources=sources.astype(str), slices=slices.astype(np.int64), volumes=keys.astype(str),
-        splits=split_groups(subjects, fractions, ("train", "val"), seed),
+        splits=split_groups(subjects if split == "patients" else keys, fractions, ("train", "val"), seed),
         extra={"areas": mask_areas(masks_arr), "scribbles": np.concatenate(scribbles),
                "subjects": subjects.astype(str)},
     )
@@ -164,6 +171,7 @@ def build_acdc(
 def prepare_acdc(
     data: str | Path, out: str | Path, size: int = 256, resolution: int | None = None, seed: int = 0,
     fractions: Sequence[float] = PAPER2_FRACTIONS, target: int = LV_LABEL, limit: int | None = None,
+    split: str = "patients",
 ) -> tuple[PreparedData, bool]:
     """Prepare (or reuse) the ACDC slices in ``out``; returns ``(data, reused)``.
 
@@ -172,10 +180,10 @@ def prepare_acdc(
     params = {
         "dataset": "acdc", "data": str(Path(data).resolve()), "size": size,
         "resolution": size if resolution is None else resolution, "seed": seed, "fractions": list(fractions),
-        "target_label": target, "limit": limit, "split": "by patient",
+        "target_label": target, "limit": limit, "split": "by patient" if split == "patients" else "by frame",
         "normalisation": "per-volume min-max to [0, 1]", "size_definition": "sizeseg.object_size, border=background",
     }
-    return cached(out, params, lambda: build_acdc(data, size, resolution, seed, fractions, target, limit))
+    return cached(out, params, lambda: build_acdc(data, size, resolution, seed, fractions, target, limit, split))
 
 
 def subject_areas(data: PreparedData, subject: str) -> np.ndarray:

@@ -30,7 +30,7 @@ from sizeseg.data.prepared import PreparedData
 from sizeseg.data.weak import IGNORE_INDEX
 
 BATCH_KEYS = ("image", "mask", "has_mask", "size", "bounds", "size_bounds", "weak", "id")
-AUGMENTATIONS = ("none", "flip", "affine")
+AUGMENTATIONS = ("none", "flip", "dihedral", "affine")
 
 
 def choose_masked(has_mask: np.ndarray, m: int | None, seed: int = 0) -> np.ndarray:
@@ -70,7 +70,9 @@ class SegmentationDataset(Dataset):
         weak: int (N, *spatial) weak labels, or ``None`` to use ``data.extra["weak"]`` if present
             (else all -1).
         augment: ``"none"``; ``"flip"`` (random horizontal and vertical flips, each with p = 0.5;
-            sizes and bounds are flip-invariant); ``"affine"`` (2D only: flips plus a rotation in
+            sizes and bounds are flip-invariant); ``"dihedral"`` (2D only: flips plus a transpose with
+            p = 0.5 on square items, the 8 symmetries of the square, exact on the pixel grid);
+            ``"affine"`` (2D only: flips plus a rotation in
             ``±max_angle`` degrees and a scaling in ``scale_range``, as in the constrained-CNN
             paper; image bilinear, mask and weak nearest; size and bounds are left unchanged).
         seed: seed of the masked subset.
@@ -93,8 +95,8 @@ class SegmentationDataset(Dataset):
             raise TypeError(f"data must be a PreparedData, got {type(data).__name__}")
         if augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
-        if augment == "affine" and len(data.spatial_shape) != 2:
-            raise ValueError(f"augment='affine' needs 2D items, got spatial shape {data.spatial_shape}")
+        if augment in ("affine", "dihedral") and len(data.spatial_shape) != 2:
+            raise ValueError(f"augment={augment!r} needs 2D items, got spatial shape {data.spatial_shape}")
         if sizes not in ("all", "unmasked", "none"):
             raise ValueError(f"sizes must be 'all', 'unmasked' or 'none', got {sizes!r}")
         n = len(data)
@@ -154,6 +156,8 @@ class SegmentationDataset(Dataset):
             if torch.rand(()) < 0.5:
                 image, mask = image.flip(axis + 1), mask.flip(axis + 1)
                 weak = weak.flip(axis)
+        if self.augment == "dihedral" and image.shape[-1] == image.shape[-2] and torch.rand(()) < 0.5:
+            image, mask, weak = image.transpose(-1, -2), mask.transpose(-1, -2), weak.transpose(-1, -2)
         if self.augment == "affine":
             angle = math.radians(float(torch.empty(()).uniform_(-self.max_angle, self.max_angle)))
             scale = float(torch.empty(()).uniform_(*self.scale_range))
