@@ -78,11 +78,6 @@ def _reference_size(mask):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_predicted_size_and_e_against_reference(seed):
-    pytest.importorskip("sizeseg.ops")
-    import sizeseg.ops
-
-    if not hasattr(sizeseg.ops, "object_size"):
-        pytest.skip("sizeseg.object_size not available yet")
     rng = np.random.default_rng(seed)
     logits = torch.from_numpy(rng.normal(size=(5, 1, 12, 10)).astype(np.float32))
     logits[:, :, 3:9, 2:8] += 3  # a solid block inside each image
@@ -121,3 +116,28 @@ def test_volume_dice_pools_each_volumes_slices(seed):
 def test_volume_dice_rejects_ids_of_another_length():
     with pytest.raises(ValueError, match=r"S volume ids, got \(2, 3, 3\), \(2, 3, 3\) and 3 ids"):
         volume_dice_score(torch.zeros(2, 3, 3), torch.zeros(2, 3, 3), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pooled_dice_on_hard_masks_is_torchmetrics_f1_over_all_pixels(seed):
+    from torchmetrics.functional.classification import binary_f1_score
+
+    from sizeseg.metrics import pooled_dice_score
+
+    pred, target = _random_masks(seed)
+    expected = binary_f1_score(torch.from_numpy(pred).long().reshape(-1), torch.from_numpy(target).long().reshape(-1))
+    assert pooled_dice_score(pred, target).item() == pytest.approx(expected.item(), abs=1e-6)
+
+
+def test_pooled_dice_on_soft_probabilities_and_empty_input():
+    from sizeseg.metrics import pooled_dice_score
+
+    rng = np.random.default_rng(0)
+    prob, target = rng.random((4, 5, 6)), rng.random((4, 5, 6)) < 0.3
+    expected = 2 * (prob * target).sum() / (prob.sum() + target.sum())
+    assert pooled_dice_score(prob, target).item() == pytest.approx(expected, rel=1e-6)
+    assert pooled_dice_score(np.zeros((2, 3, 3)), np.zeros((2, 3, 3))).item() == 1.0
+    with pytest.raises(ValueError, match=r"pred: expected values in \[0, 1\]"):
+        pooled_dice_score(prob * 2, target)
+    with pytest.raises(ValueError, match="one shape"):
+        pooled_dice_score(prob[:2], target)

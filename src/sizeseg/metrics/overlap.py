@@ -88,6 +88,40 @@ def volume_dice_score(pred, target, volumes) -> torch.Tensor:
     return torch.cat(scores) if scores else torch.zeros(0)
 
 
+def pooled_dice_score(pred, target) -> torch.Tensor:
+    r"""One Dice over all slices pooled: :math:`2 \sum_i p_i t_i / (\sum_i p_i + \sum_i t_i)`; 1 when both are empty.
+
+    The constrained-CNN authors' validation DSC: intersections and sizes are summed over the whole
+    validation set before one ratio is taken, so large objects weigh more than small ones and empty
+    slices count only through their false positives. ``pred`` may be soft (probabilities in
+    [0, 1]), as the authors compute it on their softmax at temperature 0.1, or a hard mask.
+
+    Args:
+        pred: predictions (S, *spatial) in [0, 1], bool or float; a tensor or a numpy array.
+        target: ground-truth masks of the same shape, {0, 1}.
+
+    Returns:
+        a float32 scalar tensor in [0, 1].
+
+    Example:
+        >>> pred = torch.tensor([[[1.0, 0.0]], [[0.5, 1.0]]])
+        >>> target = torch.tensor([[[1, 0]], [[0, 1]]])
+        >>> pooled_dice_score(pred, target)   # 2 * 2 / (2.5 + 2)
+        tensor(0.8889)
+    """
+    pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+    if pred.shape != target.shape or pred.ndim < 2:
+        raise ValueError(f"pooled_dice_score: expected pred and target of one shape (S, *spatial), got "
+                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+    p, t = pred.double(), target.double()
+    if bool(((p < 0) | (p > 1) | torch.isnan(p)).any()):
+        raise ValueError("pooled_dice_score: pred: expected values in [0, 1]")
+    denominator = p.sum() + t.sum()
+    if denominator == 0:
+        return torch.tensor(1.0)
+    return (2 * (p * t).sum() / denominator).float()
+
+
 class IoU(nn.Module):
     """Module form of :func:`iou_score`.
 
