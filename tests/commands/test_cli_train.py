@@ -82,10 +82,6 @@ def test_pretrain_evaluate_predict(tmp_path, capsys):
 
 
 def test_demo_smoke(tmp_path, capsys):
-    from tests.training.helpers import size_loss_class
-
-    if size_loss_class() is None:
-        pytest.skip("sizeseg.SizeLoss not available yet")
     code = main(["demo", "--out", str(tmp_path / "demo"), "--images", "30", "--masks", "4",
                  "--pretrain-steps", "1", "--finetune-epochs", "1", "--model", "unet-tiny"])
     assert code == 0

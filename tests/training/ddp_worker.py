@@ -20,7 +20,7 @@ from sizeseg.models import build_model  # noqa: E402
 from sizeseg.training import (  # noqa: E402
     BCETerm, SegmentationDataModule, SegmentationModule, SizeTerm, eval_dataset, fit, make_trainer, mode_dataset,
 )
-from tests.training.helpers import size_loss_class, tiny_data  # noqa: E402
+from tests.training.helpers import tiny_data  # noqa: E402
 
 
 def main(out: Path) -> None:
@@ -28,8 +28,7 @@ def main(out: Path) -> None:
     pl.seed_everything(0, verbose=False)
     data = tiny_data(24)
     spec = {"name": "unet-tiny", "in_channels": 1, "out_channels": 1, "spatial_dims": 2}
-    has_size_loss = size_loss_class() is not None
-    terms = [BCETerm()] + ([SizeTerm(n_samples=1)] if has_size_loss else [])
+    terms = [BCETerm(), SizeTerm(n_samples=1)]
     module = SegmentationModule(build_model(**spec), terms, lr=1e-3, model_spec=spec)
     dm = SegmentationDataModule(mode_dataset(data.split("train"), "mixed", m=4), eval_dataset(data.split("val")),
                                 batch_size=2, mask_fraction=0.5)
@@ -42,7 +41,7 @@ def main(out: Path) -> None:
     mean = MeanOverImages()
     mean.update(torch.tensor([1.0]) if rank == 0 else torch.tensor([2.0, 3.0, 10.0]))
     report = {
-        "rank": rank, "world_size": trainer.world_size, "size_loss": has_size_loss,
+        "rank": rank, "world_size": trainer.world_size,
         "val": {k: float(v) for k, v in val.items()}, "uneven_mean": float(mean.compute()),
         "param_sum": float(sum(p.double().sum() for p in module.model.parameters())),
     }

@@ -34,15 +34,3 @@ def tiny_data(n: int = 24, shape=(32, 32), seed: int = 0, splits=None) -> Prepar
         slices=np.arange(n), volumes=ids, splits=np.asarray(splits),
     )
 
-
-def size_loss_class():
-    """``sizeseg.SizeLoss`` (or its module's, before the package exports it); None when absent."""
-    import sizeseg
-
-    if hasattr(sizeseg, "SizeLoss"):
-        return sizeseg.SizeLoss
-    try:
-        from sizeseg.losses.size_loss import SizeLoss
-    except ImportError:
-        return None
-    return SizeLoss

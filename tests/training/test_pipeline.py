@@ -7,7 +7,7 @@ import torch
 from sizeseg.training import (
     SegmentationDataModule, TrainConfig, evaluate_model, load_model, mode_dataset, train,
 )
-from tests.training.helpers import size_loss_class, tiny_data
+from tests.training.helpers import tiny_data
 
 CFG = dict(model="unet-tiny", batch_size=4, lr=1e-3, patience=0)
 
@@ -57,8 +57,6 @@ def test_pretrain_resume_continues_the_epoch_counter(tmp_path):
 
 @pytest.mark.slow
 def test_pretrain_then_finetune_and_mixed_two_epochs(tmp_path):
-    if size_loss_class() is None:
-        pytest.skip("sizeseg.SizeLoss not available yet")
     data = tiny_data(24)
     pre = train("pretrain", data, tmp_path / "pre", TrainConfig(**CFG, max_epochs=1, m=6), progress_bar=False)
     for mode, matched in (("finetune", 0.0), ("mixed", 0.0), ("finetune", 1.0)):

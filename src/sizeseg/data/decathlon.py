@@ -36,6 +36,8 @@ def read_decathlon(root: str | Path) -> list[DecathlonCase]:
     ``imagesTr``; either way every image must have a label with the same stem and vice versa.
     Images may be 4D (several modalities last); their first three axes must equal the label's.
 
+    Example (not run as a test: it needs the real data set at ../shared/data):
+
     >>> cases = read_decathlon("../shared/data/Task04_Hippocampus")  # doctest: +SKIP
     """
     root = Path(root)

@@ -267,6 +267,8 @@ def prepare_folder(
     The cache key includes the files' names, sizes and modification times, so edited inputs
     rebuild.
 
+    Example (not run as a test: it needs your folders of images, masks and sizes):
+
     >>> data, reused = prepare_folder("my/images", "prepared/mine", masks="my/masks", sizes="my/sizes.csv")  # doctest: +SKIP
     """
     def stamp(folder):

@@ -114,6 +114,8 @@ def prepare_hippocampus(
 ) -> tuple[PreparedData, bool]:
     """Prepare (or reuse) the hippocampus slices in folder ``out``; returns ``(data, reused)``.
 
+    Example (not run as a test: it needs the real data set at ../shared/data):
+
     >>> data, reused = prepare_hippocampus("../shared/data/Task04_Hippocampus", "prepared/hippo")  # doctest: +SKIP
     """
     params = {
