@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sizeseg.losses.exact import ExactSizeLoss, exact_size_loss
-from sizeseg.losses.size_criteria import (AbsoluteError, BoundPenalty, SizeCriterion, SquaredError,
-                                          bound_penalty, get_criterion)
+from sizeseg.losses.size_criteria import (AbsoluteError, BoundPenalty, RelativeSquaredError, SizeCriterion,
+                                          SquaredError, bound_penalty, get_criterion)
 
 from scipy.ndimage import distance_transform_cdt
 
@@ -21,9 +21,9 @@ def _size_scipy(mask: np.ndarray) -> float:
     return 2.0 * distance_transform_cdt(padded, metric="chessboard").max()
 
 
-def _direct(logits: np.ndarray, target: float) -> float:
-    """sum_y Pr(y) (t - g(y))^2 with a plain loop over all masks."""
-    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+def _direct(logits: np.ndarray, target: float, tau: float) -> float:
+    """sum_y Pr(y) (t - g(y))^2 with a plain loop over all masks; Pr(y_i = 1) = sigmoid(a_i / tau)."""
+    p = 1 / (1 + np.exp(-logits.astype(np.float64) / tau))
     total = 0.0
     for bits in itertools.product([0, 1], repeat=p.size):
         y = np.array(bits, bool).reshape(p.shape)
@@ -32,19 +32,36 @@ def _direct(logits: np.ndarray, target: float) -> float:
     return total
 
 
-def test_matches_direct_enumeration():
+@pytest.mark.parametrize("tau", [1.0, 0.25, 3.0])
+def test_matches_direct_enumeration(tau):
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(3, 1, 3, 3))
     sizes = np.array([2.0, 4.0, 0.0])
-    got = exact_size_loss(torch.tensor(logits), torch.tensor(sizes), reduction="none")
+    got = exact_size_loss(torch.tensor(logits), torch.tensor(sizes), reduction="none", noise_scale=tau)
     for i in range(3):
-        assert got[i].item() == pytest.approx(_direct(logits[i, 0], sizes[i]), rel=1e-5)
+        assert got[i].item() == pytest.approx(_direct(logits[i, 0], sizes[i], tau), rel=1e-5)
+
+
+def test_per_entry_noise_scale_is_each_entry_alone():
+    logits = torch.randn(3, 2, 2, 2, generator=torch.Generator().manual_seed(0))
+    sizes = torch.tensor([[2.0, 4.0], [0.0, 2.0], [4.0, 2.0]])
+    tau = torch.tensor([[0.5, 2.0], [1.0, 0.1], [3.0, 0.7]])
+    got = exact_size_loss(logits, sizes, reduction="none", noise_scale=tau)
+    for b in range(3):
+        for c in range(2):
+            alone = exact_size_loss(logits[b:b + 1, c:c + 1], sizes[b:b + 1, c:c + 1], reduction="none",
+                                    noise_scale=float(tau[b, c]))
+            assert got[b, c].item() == pytest.approx(alone.item(), rel=1e-6)
+    # the loss only depends on a / tau: scaling both leaves it unchanged
+    assert torch.allclose(exact_size_loss(logits * 2, sizes, noise_scale=tau * 2),
+                          exact_size_loss(logits, sizes, noise_scale=tau))
 
 
 def test_gradient_matches_finite_differences():
     logits = torch.randn(1, 1, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     sizes = torch.tensor([2.0])
     assert torch.autograd.gradcheck(lambda a: exact_size_loss(a, sizes), (logits.requires_grad_(True),))
+    assert torch.autograd.gradcheck(lambda a: exact_size_loss(a, sizes, noise_scale=0.3), (logits,))
 
 
 def test_refuses_large_images_and_module_form():
@@ -60,6 +77,11 @@ def test_criteria_values():
     pred = torch.tensor([0.0, 3.0, 5.0, 9.0])
     assert SquaredError()(pred, torch.tensor(4.0)).tolist() == [16.0, 1.0, 1.0, 25.0]
     assert AbsoluteError()(pred, torch.tensor(4.0)).tolist() == [4.0, 1.0, 1.0, 5.0]
+    assert RelativeSquaredError()(pred, torch.tensor(4.0)).tolist() == [1.0, 1 / 16, 1 / 16, 25 / 16]
+    # an empty object (t = 0) divides by 1, not 0; a 10 % error weighs the same at any size
+    assert RelativeSquaredError()(pred, torch.tensor(0.0)).tolist() == [0.0, 9.0, 25.0, 81.0]
+    rel = get_criterion("relative")(torch.tensor([4.4, 88.0]), torch.tensor([4.0, 80.0]))
+    assert torch.allclose(rel, torch.tensor([0.01, 0.01]))
     assert BoundPenalty()(pred, torch.tensor([3.0, 5.0])).tolist() == [9.0, 0.0, 0.0, 16.0]
     assert bound_penalty(pred, torch.tensor([2.0, math.inf])).tolist() == [4.0, 0.0, 0.0, 0.0]
     crit = BoundPenalty()

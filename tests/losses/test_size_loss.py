@@ -43,7 +43,7 @@ CASES = [
 def test_sampled_gradient_is_unbiased_on_3x3_images(criterion, border, sizes):
     """Mean of sampled gradients == exact autograd gradient within ~5 standard errors."""
     logits = torch.randn(2, 2, 3, 3, generator=torch.Generator().manual_seed(3))
-    kw = dict(criterion=criterion, border=border, reduction="sum")
+    kw = dict(criterion=criterion, border=border, reduction="sum", noise_scale=1.0)
     exact = _exact_grad(logits, sizes, **kw)
     grads = _sampled_grads(logits, sizes, n_runs=40, n_samples=400, seed=5, **kw)
     mean, stderr = grads.mean(0), grads.std(0) / math.sqrt(grads.shape[0])
@@ -54,12 +54,45 @@ def test_sampled_gradient_is_unbiased_on_3x3_images(criterion, border, sizes):
     assert torch.allclose(mean[stderr == 0], exact[stderr == 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("tau", [0.2, 3.0, "per-entry"])
+def test_sampled_gradient_is_unbiased_for_any_noise_scale(tau):
+    """Lemma 1 holds for any p = sigmoid(a / tau): the sampled gradient's mean is the exact one.
+
+    Logits scale with tau so that every pixel is uncertain: with a / tau of many units the
+    gradient comes from events too rare for a few thousand samples to show."""
+    sizes = torch.tensor([[2.0, 4.0], [6.0, 0.0]])
+    if tau == "per-entry":
+        tau = torch.tensor([[0.3, 1.0], [2.0, 0.5]])
+    scale = tau[..., None, None] if isinstance(tau, torch.Tensor) else tau
+    logits = torch.randn(2, 2, 3, 3, generator=torch.Generator().manual_seed(7)) * scale
+    kw = dict(criterion="relative", reduction="sum", noise_scale=tau)
+    exact = _exact_grad(logits, sizes, **kw)
+    grads = _sampled_grads(logits, sizes, n_runs=40, n_samples=400, seed=11, **kw)
+    mean, stderr = grads.mean(0), grads.std(0) / math.sqrt(grads.shape[0])
+    assert exact.abs().max() > 1e-3
+    z = (mean - exact).abs() / (stderr + 1e-6)
+    assert z.max() < 5, f"max z {z.max():.2f}"
+
+
+def test_smaller_noise_keeps_samples_near_the_thresholded_size():
+    """A disk of size 30 with logits +-3: tau = 1 (the paper's) punctures it, tau = 0.25 does not."""
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    disk = ((yy - 31.5) ** 2 + (xx - 31.5) ** 2) < 21.5 ** 2
+    logits = torch.where(disk, 3.0, -3.0)[None, None].float()
+    thresholded = sizeseg.object_size(disk).item()
+    size = torch.tensor([thresholded])
+    gen = torch.Generator().manual_seed(0)
+    paper = size_loss(logits, size, n_samples=50, generator=gen, noise_scale=1.0).item()
+    small = size_loss(logits, size, n_samples=50, generator=gen, noise_scale=0.25).item()
+    assert thresholded == 30 and paper > 10 ** 2 and small < 1.0
+
+
 def test_sampled_loss_estimates_the_exact_loss():
     logits = torch.randn(3, 1, 3, 3, generator=torch.Generator().manual_seed(0))
     sizes = torch.tensor([2.0, 4.0, 0.0])
-    exact = exact_size_loss(logits, sizes, reduction="none")
+    exact = exact_size_loss(logits, sizes, reduction="none", noise_scale=1.0)
     gen = torch.Generator().manual_seed(1)
-    runs = torch.stack([size_loss(logits, sizes, n_samples=200, reduction="none", generator=gen)
+    runs = torch.stack([size_loss(logits, sizes, n_samples=200, reduction="none", generator=gen, noise_scale=1.0)
                         for _ in range(30)])
     z = (runs.mean(0) - exact).abs() / (runs.std(0) / math.sqrt(30) + 1e-6)
     assert z.max() < 5
@@ -68,15 +101,15 @@ def test_sampled_loss_estimates_the_exact_loss():
 def test_more_samples_lower_the_variance():
     logits = torch.randn(1, 1, 3, 3, generator=torch.Generator().manual_seed(2))
     sizes = torch.tensor([4.0])
-    var1 = _sampled_grads(logits, sizes, n_runs=300, n_samples=1, seed=0).var(0).sum()
-    var8 = _sampled_grads(logits, sizes, n_runs=300, n_samples=8, seed=1).var(0).sum()
+    var1 = _sampled_grads(logits, sizes, n_runs=300, n_samples=1, seed=0, noise_scale=1.0).var(0).sum()
+    var8 = _sampled_grads(logits, sizes, n_runs=300, n_samples=8, seed=1, noise_scale=1.0).var(0).sum()
     assert var8 < var1 / 4  # expected ratio 8
 
 
 def test_unbiased_in_3d():
     logits = torch.randn(1, 2, 2, 2, 3, generator=torch.Generator().manual_seed(4)) - 1.5
     sizes = torch.tensor([[2.0, 0.0]])
-    kw = dict(border="open", reduction="sum")
+    kw = dict(border="open", reduction="sum", noise_scale=1.0)
     exact = _exact_grad(logits, sizes, **kw)
     grads = _sampled_grads(logits, sizes, n_runs=30, n_samples=300, seed=6, **kw)
     z = (grads.mean(0) - exact).abs() / (grads.std(0) / math.sqrt(30) + 1e-6)
@@ -151,6 +184,10 @@ BAD_INPUTS = [
     (dict(logits=GOOD, sizes=torch.ones(2), criterion="huber"), ValueError, "criterion"),
     (dict(logits=GOOD, sizes=torch.ones(2), reduction="avg"), ValueError, "reduction"),
     (dict(logits=GOOD, sizes=torch.ones(2), border="wrap"), ValueError, "border"),
+    (dict(logits=GOOD, sizes=torch.ones(2), noise_scale=0.0), ValueError, "noise_scale: expected positive"),
+    (dict(logits=GOOD, sizes=torch.ones(2), noise_scale=math.nan), ValueError, "noise_scale: expected positive"),
+    (dict(logits=GOOD, sizes=torch.ones(2), noise_scale="1"), TypeError, "noise_scale: expected a positive"),
+    (dict(logits=GOOD, sizes=torch.ones(2), noise_scale=torch.ones(3)), ValueError, r"noise_scale: .*\(2, 1\)"),
 ]
 
 
@@ -169,6 +206,9 @@ def test_bad_module_arguments():
         size_loss(GOOD, torch.ones(2), n_samples=1.5)
     with pytest.raises(ValueError, match="border"):
         SizeLoss(border="none")
+    with pytest.raises(ValueError, match="noise_scale"):
+        SizeLoss(noise_scale=-1.0)
+    assert "noise_scale=0.5" in repr(SizeLoss(noise_scale=0.5))
 
 
 def test_half_precision_logits_stay_finite():

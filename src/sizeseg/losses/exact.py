@@ -2,7 +2,7 @@ r"""The exact expected size loss by enumeration (paper eq. 10), for tiny images.
 
 .. math::
     \mathcal{L} = \sum_{y \in \{\pm 1\}^V} \Pr(Y = y)\, l(s, g(y)),\qquad
-    \Pr(Y = y) = \prod_i p_i^{[y_i = +1]} (1 - p_i)^{[y_i = -1]},\ p_i = \sigma(a_i).
+    \Pr(Y = y) = \prod_i p_i^{[y_i = +1]} (1 - p_i)^{[y_i = -1]},\ p_i = \sigma(a_i / \tau).
 
 It sums 2^V terms, so it refuses images with more than 16 pixels. It is differentiable by
 autograd: the ground truth that tests compare :class:`~sizeseg.SizeLoss`'s sampled gradient with,
@@ -19,7 +19,8 @@ from torch import nn
 from sizeseg.ops import object_size
 
 from .size_criteria import SizeCriterion, get_criterion
-from .size_loss import REDUCTIONS, check_size_loss_inputs, reduce_size_loss, size_cap
+from .size_loss import (DEFAULT_NOISE_SCALE, REDUCTIONS, check_noise_scale, check_size_loss_inputs,
+                        reduce_size_loss, size_cap)
 
 MAX_EXACT_PIXELS = 16
 
@@ -33,7 +34,8 @@ def _all_masks(spatial: tuple[int, ...], device: torch.device) -> torch.Tensor:
 
 def exact_size_loss(logits: torch.Tensor, sizes: torch.Tensor, reduction: str = "mean",
                     border: str = "background",
-                    criterion: str | SizeCriterion = "squared") -> torch.Tensor:
+                    criterion: str | SizeCriterion = "squared",
+                    noise_scale: float | torch.Tensor = DEFAULT_NOISE_SCALE) -> torch.Tensor:
     """Exact E[l(s, g(Y))] over all 2^V segmentations; arguments as in :func:`sizeseg.size_loss`.
 
     Args:
@@ -41,7 +43,8 @@ def exact_size_loss(logits: torch.Tensor, sizes: torch.Tensor, reduction: str = 
         sizes: (B, C) or (B,) sizes (or (..., 2) bounds for ``criterion="bounds"``); NaN = none.
         reduction: "mean" (over annotated entries), "sum" or "none".
         border: border of the distance transform ("background" by default, like SizeLoss).
-        criterion: "squared", "absolute", "bounds" or a SizeCriterion.
+        criterion: "squared", "absolute", "relative", "bounds" or a SizeCriterion.
+        noise_scale: the logistic noise's scale tau (a number or a (B, C)-broadcastable tensor).
 
     Returns:
         The reduced expected loss, differentiable w.r.t. ``logits`` by autograd.
@@ -64,7 +67,8 @@ def exact_size_loss(logits: torch.Tensor, sizes: torch.Tensor, reduction: str = 
     masks = _all_masks(spatial, logits.device)  # (2^V, V)
     g = object_size(masks.reshape((-1,) + spatial), len(spatial), border)
     g = g.to(logits.device).clamp(max=size_cap(spatial))  # (2^V,)
-    flat = logits.reshape(b, c, v)
+    tau = check_noise_scale(noise_scale, (b, c), logits.device)
+    flat = logits.reshape(b, c, v) / tau[..., None].to(logits.dtype)
     log_on, log_off = nn.functional.logsigmoid(flat), nn.functional.logsigmoid(-flat)
     log_prob = log_off.sum(-1, keepdim=True) + (log_on - log_off) @ masks.to(flat.dtype).T
     target_filled = torch.where(torch.isnan(target), torch.zeros_like(target), target)
@@ -84,14 +88,16 @@ class ExactSizeLoss(nn.Module):
     """
 
     def __init__(self, reduction: str = "mean", border: str = "background",
-                 criterion: str | SizeCriterion = "squared"):
+                 criterion: str | SizeCriterion = "squared", noise_scale: float = DEFAULT_NOISE_SCALE):
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+        check_noise_scale(noise_scale, (1, 1), torch.device("cpu"))
         self.reduction, self.border, self.criterion = reduction, border, get_criterion(criterion)
+        self.noise_scale = float(noise_scale)
 
     def forward(self, logits: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-        return exact_size_loss(logits, sizes, self.reduction, self.border, self.criterion)
+        return exact_size_loss(logits, sizes, self.reduction, self.border, self.criterion, self.noise_scale)
 
 
 __all__ = ["exact_size_loss", "ExactSizeLoss", "MAX_EXACT_PIXELS"]

@@ -9,6 +9,7 @@ criterion          annotation per image/class    l(target, s)
 =================  ============================  =====================================================
 ``"squared"``      size ``t`` (shape ``(...)``)   :math:`(t - s)^2` (the paper's eq. 7; the default)
 ``"absolute"``     size ``t`` (shape ``(...)``)   :math:`|t - s|`
+``"relative"``     size ``t`` (shape ``(...)``)   :math:`(t - s)^2 / \max(t, 1)^2` (one weight for any size)
 ``"bounds"``       ``[lower, upper]``             :math:`\max(0, lower - s)^2 + \max(0, s - upper)^2`
                    (shape ``(..., 2)``)
 =================  ============================  =====================================================
@@ -32,6 +33,8 @@ Example:
     tensor([4., 0., 4.])
     >>> squared_error(pred, torch.tensor([6.0, 6.0, 6.0]))
     tensor([16.,  0., 36.])
+    >>> relative_squared_error(pred, torch.tensor([4.0, 6.0, 24.0]))
+    tensor([0.2500, 0.0000, 0.2500])
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ def squared_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 def absolute_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """:math:`|t - s|`, elementwise (broadcasting)."""
     return (target - predicted).abs()
+
+
+def relative_squared_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r""":math:`(t - s)^2 / \max(t, 1)^2`, elementwise (broadcasting): the squared error relative to
+    the annotated size, so an error of 10 % weighs 0.01 for an object of 4 px as of 80 px (the
+    floor 1 keeps an empty object, :math:`t = 0`, finite)."""
+    return ((target - predicted) / target.clamp(min=1.0)) ** 2
 
 
 def bound_penalty(predicted: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
@@ -101,6 +111,15 @@ class AbsoluteError(SizeCriterion):
         return absolute_error(predicted, target)
 
 
+class RelativeSquaredError(SizeCriterion):
+    """(t - s)^2 / max(t, 1)^2: the squared error relative to the annotated size."""
+
+    name = "relative"
+
+    def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return relative_squared_error(predicted, target)
+
+
 class BoundPenalty(SizeCriterion):
     """0 inside ``[lower, upper]``, squared distance to the interval outside.
 
@@ -126,11 +145,12 @@ class BoundPenalty(SizeCriterion):
                              f"violated at annotated entries {bad}")
 
 
-CRITERIA = {"squared": SquaredError, "absolute": AbsoluteError, "bounds": BoundPenalty}
+CRITERIA = {"squared": SquaredError, "absolute": AbsoluteError, "relative": RelativeSquaredError,
+            "bounds": BoundPenalty}
 
 
 def get_criterion(criterion: str | SizeCriterion) -> SizeCriterion:
-    """A criterion from its name ("squared", "absolute", "bounds") or the object itself."""
+    """A criterion from its name ("squared", "absolute", "relative", "bounds") or the object itself."""
     if isinstance(criterion, SizeCriterion):
         return criterion
     if isinstance(criterion, str) and criterion in CRITERIA:
@@ -139,5 +159,6 @@ def get_criterion(criterion: str | SizeCriterion) -> SizeCriterion:
                      f"got {criterion!r}")
 
 
-__all__ = ["SizeCriterion", "SquaredError", "AbsoluteError", "BoundPenalty", "squared_error",
-           "absolute_error", "bound_penalty", "get_criterion", "CRITERIA"]
+__all__ = ["SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "BoundPenalty",
+           "squared_error", "absolute_error", "relative_squared_error", "bound_penalty", "get_criterion",
+           "CRITERIA"]
