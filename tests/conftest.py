@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.builders import make_acdc, make_decathlon
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -13,3 +15,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (see ../shared/data/README.md); skipping")
     return SHARED_DATA
+
+
+@pytest.fixture
+def decathlon(tmp_path) -> Path:
+    """A small Decathlon task folder (see tests.builders.make_decathlon)."""
+    return make_decathlon(tmp_path / "Task99_Toy")
+
+
+@pytest.fixture
+def acdc(tmp_path) -> Path:
+    """A small ACDC folder (see tests.builders.make_acdc)."""
+    return make_acdc(tmp_path / "ACDC")

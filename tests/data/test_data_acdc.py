@@ -6,12 +6,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import reference_size, save_nifti
 from sizeseg.data.acdc import build_acdc, prepare_acdc, read_acdc, subject_areas
 from sizeseg.data.bounds import subject_bounds
 from sizeseg.data.errors import DataError
 from sizeseg.data.hippocampus import build_hippocampus
 from sizeseg.data.weak import erosion_labels
+from tests.builders import reference_size, save_nifti
 
 
 def test_reader(acdc):

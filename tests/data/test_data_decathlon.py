@@ -8,11 +8,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import reference_size, save_nifti
 from sizeseg.data.decathlon import load_case, read_decathlon
 from sizeseg.data.errors import DataError
 from sizeseg.data.hippocampus import build_hippocampus, normalise_volume, prepare_hippocampus
 from sizeseg.data.prepared import load_prepared
+from tests.builders import reference_size, save_nifti
 
 
 def test_reader_lists_cases(decathlon):

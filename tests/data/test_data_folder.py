@@ -7,9 +7,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from conftest import reference_size, save_nifti
 from sizeseg.data.errors import DataError
 from sizeseg.data.folder import build_folder, prepare_folder
+from tests.builders import reference_size, save_nifti
 
 
 def _square(shape, r0, r1, c0, c1):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import reference_size
 from sizeseg.data.datasets import SegmentationDataset, choose_masked, collate_batch
 from sizeseg.data.synthetic import FRACTION_RANGE, synthetic_data, synthetic_item
+from tests.builders import reference_size
 
 
 def test_synthetic_deterministic_and_in_range():

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 from sizeseg.metrics import (
     Dice, IoU, MeanOverImages, SquaredSizeError, dice_score, iou_score, predicted_size, squared_size_error,
     volume_dice_score,
 )
+from tests.builders import reference_size
 
 
 def _random_masks(seed, shape=(6, 9, 7)):
@@ -68,14 +68,6 @@ def test_squared_size_error_direct():
         squared_size_error(torch.zeros(3, 1), target)
 
 
-def _reference_size(mask):
-    # 2 x the largest chessboard distance to the background, pixels outside the image being background.
-    if not mask.any():
-        return 0.0
-    padded = np.pad(mask, 1)
-    return 2.0 * ndimage.distance_transform_cdt(padded, metric="chessboard").max()
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_predicted_size_and_e_against_reference(seed):
     rng = np.random.default_rng(seed)
@@ -83,7 +75,7 @@ def test_predicted_size_and_e_against_reference(seed):
     logits[:, :, 3:9, 2:8] += 3  # a solid block inside each image
     logits[0] = -1  # empty prediction
     sizes = predicted_size(logits)
-    ref = np.array([_reference_size(m[0] > 0) for m in logits.numpy()])
+    ref = np.array([reference_size(m[0] > 0) for m in logits.numpy()])
     np.testing.assert_allclose(sizes.numpy(), ref)
     target = torch.tensor([2.0, 4.0, float("nan"), 6.0, 0.0])
     e = SquaredSizeError()(logits, target)

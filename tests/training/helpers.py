@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from sizeseg.data.prepared import PreparedData
-
-
-def reference_size(mask: np.ndarray) -> float:
-    """2 x the largest chessboard distance to the background (outside the image is background)."""
-    if not mask.any():
-        return 0.0
-    return 2.0 * float(ndimage.distance_transform_cdt(np.pad(mask, 1), metric="chessboard").max())
+from tests.builders import reference_size
 
 
 def tiny_data(n: int = 24, shape=(32, 32), seed: int = 0, splits=None) -> PreparedData:

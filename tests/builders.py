@@ -1,4 +1,4 @@
-"""Fixtures of the data tests: small Decathlon, ACDC and image folders written to tmp_path."""
+"""Small data sets the tests write to tmp_path (Decathlon, ACDC layouts), and the reference object size."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 from scipy import ndimage
 
 
 def reference_size(mask: np.ndarray) -> float:
-    """Object size by scipy: 2 * max chessboard distance to background, outside = background."""
+    """Object size by scipy: 2 * max chessboard distance to background, outside = background (2D or 3D)."""
     mask = np.asarray(mask) > 0
     if not mask.any():
         return 0.0
@@ -71,12 +70,3 @@ def make_acdc(root: Path, patients: int = 4, shape=(20, 24, 3), seed: int = 0) -
             save_nifti(folder / f"{stem}_scribble.nii.gz", scribble)
     return root
 
-
-@pytest.fixture
-def decathlon(tmp_path) -> Path:
-    return make_decathlon(tmp_path / "Task99_Toy")
-
-
-@pytest.fixture
-def acdc(tmp_path) -> Path:
-    return make_acdc(tmp_path / "ACDC")
