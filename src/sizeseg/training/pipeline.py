@@ -17,6 +17,7 @@ from torch import nn
 
 from sizeseg.metrics import dice_score, iou_score, predicted_size, squared_size_error
 from sizeseg.models import build_model
+from sizeseg.training.checkpoints import read_checkpoint
 from sizeseg.training.config import TrainConfig
 from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
 from sizeseg.training.loss_terms import BCETerm, SizeMatchedTerm, SizeTerm
@@ -55,18 +56,39 @@ def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:
-    """The network stored in a checkpoint written by a sizeseg training run (in eval mode)."""
+    """The network stored in a checkpoint written by a sizeseg training run (in eval mode).
+
+    The file is read with :func:`~sizeseg.training.checkpoints.read_checkpoint` (nothing in it is
+    run); a file that is no sizeseg checkpoint, whose weights do not fit its network, or whose
+    weights are not finite (a diverged run) is a ValueError naming it.
+    """
+    return _model_and_spec(checkpoint)[0].eval()
+
+
+def _model_and_spec(checkpoint: str | Path) -> tuple[nn.Module, dict]:
     checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{checkpoint}: checkpoint not found")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    spec = state.get("hyper_parameters", {}).get("model_spec")
-    if not spec:
+    state = read_checkpoint(checkpoint)
+    hparams = state.get("hyper_parameters")
+    spec = hparams.get("model_spec") if isinstance(hparams, dict) else None
+    if not isinstance(spec, dict) or not spec:
         raise ValueError(f"{checkpoint}: not a sizeseg checkpoint (no model_spec in its hyper-parameters)")
-    model = build_model(**spec)
+    try:
+        model = build_model(**spec)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{checkpoint}: its model_spec {spec!r} builds no network ({err})") from None
     weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(weights)
-    return model.eval()
+    if not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"{checkpoint}: not a sizeseg checkpoint (its state_dict holds values other than tensors)")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"{checkpoint}: its weights do not fit its network {spec.get('name')!r} "
+                         f"({str(err).splitlines()[0]})") from None
+    bad = [name for name, value in weights.items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise ValueError(f"{checkpoint}: {len(bad)} of the network's weight tensors are not finite (first: {bad[0]}); "
+                         "the run that wrote it diverged")
+    return model, spec
 
 
 def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Path | None = None,
@@ -93,9 +115,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": 1,
             "spatial_dims": int(data.images.ndim - 2)}
-    model = load_model(init) if init is not None else build_model(**spec)
-    if init is not None:
-        spec = torch.load(init, map_location="cpu", weights_only=False)["hyper_parameters"]["model_spec"]
+    model, spec = _model_and_spec(init) if init is not None else (build_model(**spec), spec)
     module = SegmentationModule(
         model.train(), loss_terms_for(mode, cfg), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
         model_spec=spec,

@@ -9,8 +9,12 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
+from sizeseg.training.checkpoints import read_checkpoint
+
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
+#: what a user can do when the run folder's last.ckpt cannot be resumed
+RESUME_HINT = "start afresh with --no-resume (resume=False) or use another --out"
 
 
 def make_trainer(
@@ -31,8 +35,9 @@ def make_trainer(
 ) -> pl.Trainer:
     """A Trainer writing CSV logs and checkpoints under ``out_dir``.
 
-    - ``out_dir/checkpoints/best.ckpt``: the best epoch by ``monitor`` (``mode`` min/max);
-      ``out_dir/checkpoints/last.ckpt``: the last finished epoch (resume with :func:`fit`).
+    - ``out_dir/checkpoints/best.ckpt``: the weights (and hyper-parameters) of the best epoch by
+      ``monitor`` (``mode`` min/max), without optimiser state;
+      ``out_dir/checkpoints/last.ckpt``: the full state of the last finished epoch (resume with :func:`fit`).
       Lightning writes both through a temporary file and a rename.
     - ``out_dir/logs/version_<k>/metrics.csv``: one row per logged epoch, a new version per
       (resumed) run; :func:`merge_metrics` joins them into ``out_dir/metrics.csv``.
@@ -60,8 +65,10 @@ def make_trainer(
     if monitor:
         # "best" runs before "last": last.ckpt then stores the best score including this epoch,
         # so a resumed run cannot let a worse epoch replace best.ckpt.
+        # best.ckpt is for inference and --init: the weights alone, no optimiser state to share.
         callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=monitor, mode=mode,
-                                         save_top_k=1, enable_version_counter=False, every_n_epochs=val_every))
+                                         save_top_k=1, enable_version_counter=False, every_n_epochs=val_every,
+                                         save_weights_only=True))
     # "last" is its own callback: Lightning's save_last only writes when the best changed.
     callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
                                      enable_version_counter=False, every_n_epochs=val_every))
@@ -134,9 +141,14 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
     """``trainer.fit``, resuming from ``last.ckpt`` under the trainer's folder when there is one.
 
     A resumed run restores the weights, the optimiser, the epoch counter and the callbacks'
-    state (best score, early-stopping patience) and continues with the next epoch.
+    state (best score, early-stopping patience) and continues with the next epoch. The file is
+    first read with :func:`~sizeseg.training.checkpoints.read_checkpoint`, so a corrupt or crafted
+    ``last.ckpt`` is a one-line ValueError, and Lightning then loads it with ``weights_only=True``:
+    nothing in it is run.
     """
     ckpt = last_checkpoint(trainer.default_root_dir) if resume else None
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    if ckpt:
+        read_checkpoint(ckpt, hint=RESUME_HINT)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     if trainer.is_global_zero:
         merge_metrics(trainer.default_root_dir)
