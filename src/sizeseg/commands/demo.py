@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     from sizeseg.data.synthetic import synthetic_data
     from sizeseg.experiments.hippocampus import read_epochs
-    from sizeseg.experiments.report import markdown_table, write_csv
+    from sizeseg.experiments.report import markdown_table
+    from sizeseg.io_utils import write_csv
     from sizeseg.io_utils import atomic_write_text
     from sizeseg.training import TrainConfig, evaluate_model, load_model, predict_logits, train
 

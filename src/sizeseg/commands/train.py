@@ -115,7 +115,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from sizeseg.experiments.report import write_csv, write_json
+    from sizeseg.io_utils import write_csv, write_json
     from sizeseg.training import evaluate_model, load_model
 
     model = load_model(args.checkpoint)
@@ -136,8 +136,7 @@ def _safe_name(item_id: str) -> str:
 def _run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sizeseg.experiments.report import write_csv
-    from sizeseg.io_utils import atomic_path, atomic_write_bytes
+    from sizeseg.io_utils import atomic_path, atomic_write_bytes, write_csv
     from sizeseg.metrics import predicted_size
     from sizeseg.training import load_model, predict_logits
 

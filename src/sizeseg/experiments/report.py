@@ -1,52 +1,18 @@
-"""Report helpers shared by the experiments: CSV tables, markdown tables, mean ± sd, atomic PNG plots."""
+"""Report helpers shared by the experiments: markdown tables, mean ± sd, atomic PNG plots.
+
+CSV and JSON writing live in :mod:`sizeseg.io_utils` (re-exported here for the experiments).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from sizeseg.io_utils import atomic_path, atomic_write_text
+from sizeseg.io_utils import atomic_path, fmt, read_csv, write_csv, write_json
 
-
-def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
-              float_format: str | None = None) -> Path:
-    """Write ``rows`` as CSV (columns: ``columns`` or the union of the rows' keys in order), atomically.
-
-    Floats are written by :func:`fmt`, or with ``format(value, float_format)`` (e.g. ``".4f"``).
-    """
-    as_text = fmt if float_format is None else (lambda value: format(value, float_format))
-    if columns is None:
-        columns = []
-        for row in rows:
-            columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: as_text(row[k]) if isinstance(row.get(k), float) else row.get(k, "") for k in columns})
-    return atomic_write_text(path, buf.getvalue())
-
-
-def read_csv(path: str | Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def write_json(path: str | Path, value: Any) -> Path:
-    return atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, default=float) + "\n")
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number with ``digits`` significant digits; '' for None, 'nan' for NaN."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}g}"
-    return str(value)
+__all__ = ["fmt", "markdown_table", "mean_sd", "new_figure", "read_csv", "save_figure", "write_csv",
+           "write_json"]
 
 
 def mean_sd(values: Iterable[float]) -> tuple[float, float, int]:
