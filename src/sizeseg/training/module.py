@@ -13,6 +13,7 @@ from sizeseg.metrics import MeanOverImages, dice_score, iou_score, predicted_siz
 from sizeseg.training.loss_terms import LossTerm
 
 STAGES = ("val", "test")
+LR_SCHEDULES = ("step", "cosine")
 METRICS = ("E", "IoU", "Dice")
 
 
@@ -33,6 +34,13 @@ class SegmentationModule(pl.LightningModule):
         lr: Adam learning rate.
         lr_step: multiply the learning rate by ``lr_gamma`` every ``lr_step`` epochs (0: constant).
         lr_gamma: the step schedule's factor.
+        lr_schedule: ``"step"`` (the schedule above) or ``"cosine"`` (cosine decay from ``lr`` to 0
+            over the trainer's ``max_epochs``, stepped per epoch; ``lr_step`` is then ignored).
+        betas: Adam's ``(beta1, beta2)``; the constrained-CNN authors' code uses ``(0.5, 0.999)``.
+        weight_decay: decoupled weight decay (AdamW) when > 0, plain Adam otherwise.
+        temperature: the training losses see ``logits / temperature``: a softmax (or sigmoid) at
+            temperature T, as the constrained-CNN authors' code takes it at T = 0.1. Predictions
+            (logit > ``threshold`` = 0) do not depend on it.
         threshold: logit threshold of the predicted mask (0 ↔ probability 0.5).
         model_spec: how to rebuild ``model`` (``build_model`` arguments), stored in checkpoints.
 
@@ -53,6 +61,10 @@ class SegmentationModule(pl.LightningModule):
         lr_gamma: float = 0.5,
         threshold: float = 0.0,
         model_spec: Mapping[str, Any] | None = None,
+        lr_schedule: str = "step",
+        betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -67,6 +79,15 @@ class SegmentationModule(pl.LightningModule):
             raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
         if not isinstance(lr_step, int) or lr_step < 0:
             raise ValueError(f"lr_step: expected an int >= 0, got {lr_step!r}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        betas = tuple(float(b) for b in betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {betas!r}")
+        if not weight_decay >= 0 or weight_decay == float("inf"):
+            raise ValueError(f"weight_decay: expected a finite number >= 0, got {weight_decay!r}")
+        if not 0 < temperature < float("inf"):
+            raise ValueError(f"temperature: expected a positive finite number, got {temperature!r}")
         self.model = model
         self.loss_terms = loss_terms
         self.save_hyperparameters(ignore=["model", "loss_terms"])
@@ -82,6 +103,8 @@ class SegmentationModule(pl.LightningModule):
     # ----------------------------------------------------------------- training
     def training_step(self, batch: Mapping, batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
+        if self.hparams.get("temperature", 1.0) != 1.0:
+            logits = logits / self.hparams.temperature
         total = 0.0
         n = batch["image"].shape[0]
         for term in self.loss_terms:
@@ -137,8 +160,17 @@ class SegmentationModule(pl.LightningModule):
 
     # ---------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hparams.lr)
-        if not self.hparams.lr_step:
+        hp = self.hparams
+        betas = tuple(hp.get("betas", (0.9, 0.999)))
+        if hp.get("weight_decay", 0.0) > 0:
+            optimizer = torch.optim.AdamW(self.model.parameters(), lr=hp.lr, betas=betas, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.lr, betas=betas)
+        if hp.get("lr_schedule", "step") == "cosine":
+            epochs = max(1, int(self.trainer.max_epochs)) if self._trainer is not None else 1
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        elif not hp.lr_step:
             return optimizer
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.hparams.lr_step, gamma=self.hparams.lr_gamma)
+        else:
+            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=hp.lr_step, gamma=hp.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
