@@ -12,6 +12,8 @@ import pytest
 from sizeseg.experiments import constrained as exp
 
 NAN = float("nan")
+#: The quick profile on the paper's frame with a narrow ENet and batches of two: fast on the tiny data below.
+QUICK = replace(exp.PROFILE_SETTINGS["quick"], model="enet", field=256, batch_size=2, augment="affine")
 
 
 def _tiny_data(n: int = 12):
@@ -58,14 +60,14 @@ def test_penalty_with_discrete_size_carries_both_kinds_of_bounds():
     method = next(m for m in exp.METHODS if m.key == "size_two_bounds_discrete")
     _, a, b = exp.reference_bounds(train)
     _, sa, sb = exp.reference_bounds(train, train.sizes)
-    train_set, _ = exp.method_datasets(train, data.split("val"), method, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)
+    train_set, _ = exp.method_datasets(train, data.split("val"), method, QUICK, weak, (a, b), 0)
     present = train.extra["areas"] > 0
     assert np.allclose(train_set.bounds[present].numpy(), [a, b]) and np.allclose(train_set.bounds[~present].numpy(), 0)
     assert np.allclose(train_set.size_bounds[present].numpy(), [sa, sb]) and np.allclose(train_set.size_bounds[~present].numpy(), 0)
     names = [t.name for t in exp.method_terms(method, exp.PROFILE_SETTINGS["cpu"])]
     assert names == ["partial_ce", "size_penalty", "discrete_size"]
     plain = next(m for m in exp.METHODS if m.key == "size_two_bounds")
-    assert torch.isnan(exp.method_datasets(train, train, plain, exp.PROFILE_SETTINGS["quick"], weak, (a, b), 0)[0].size_bounds).all()
+    assert torch.isnan(exp.method_datasets(train, train, plain, QUICK, weak, (a, b), 0)[0].size_bounds).all()
 
 
 def test_reference_bounds_prefer_the_papers_subject():
@@ -89,14 +91,14 @@ def test_penalty_weight_keeps_the_papers_balance_on_downsampled_slices():
     small = torch.nn.functional.avg_pool2d(probs, 4)  # the cpu profile's block averaging
     logit = lambda p: torch.log(p) - torch.log1p(-p)  # noqa: E731  (the term takes logits)
     bounds = torch.tensor([[500.0, 1723.0]])
-    full, cpu = exp.PROFILE_SETTINGS["full"], replace(exp.PROFILE_SETTINGS["cpu"], field=256)
+    full, cpu = exp.PROFILE_SETTINGS["paper"], replace(exp.PROFILE_SETTINGS["cpu"], field=256)
     at_256 = exp.penalty_weight(full) * SizePenaltyTerm()(logit(probs.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds})
     at_64 = exp.penalty_weight(cpu) * SizePenaltyTerm()(logit(small.clamp(1e-6, 1 - 1e-6)), {"bounds": bounds / 16})
     assert float(at_256) > 0
     assert float(at_64) == pytest.approx(float(at_256), rel=1e-3)
     weights = {t.weight for t in exp.METHODS[[m.key for m in exp.METHODS].index("size_two_bounds")].terms(cpu)}
     assert exp.penalty_weight(cpu) in weights
-    assert exp.PROFILE_SETTINGS["cpu"].field == 128 and exp.PROFILE_SETTINGS["full"].field == 256
+    assert exp.PROFILE_SETTINGS["cpu"].field == 128 and exp.PROFILE_SETTINGS["paper"].field == 256
     # a 128x128 centre crop (all the mass inside it) halved to 64x64 keeps the balance as well
     centred = torch.zeros_like(probs)
     centred[..., 64:192, 64:192] = probs[..., 64:192, 64:192]
@@ -121,13 +123,13 @@ def test_ordering_check():
 
 
 def test_two_epochs_of_every_method(tmp_path):
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=2, widths=(4, 8, 16), stage_repeats=1,
+    profile = replace(QUICK, epochs=2, widths=(4, 8, 16), stage_repeats=1,
                       train_batches=None, timing_steps=2, proposal_iterations=10)
     table1, table2 = exp.run_experiment(_tiny_data(), tmp_path, profile, command="pytest")
     assert [r["method"] for r in table1] == list(exp.METHOD_KEYS)
     for row in table1:
         assert len(row["curve"]) == 2
-        assert 0.0 <= row["dsc_slice"] <= 1.0 and 0.0 <= row["dsc_volume"] <= 1.0
+        assert 0.0 <= row["dsc_slice"] <= 1.0 and 0.0 <= row["dsc_3d"] <= 1.0
     ratios = {r["method"]: r["ratio_to_ce"] for r in table2}
     assert ratios["partial_ce"] == 1.0 and all(v > 0 for v in ratios.values())
     for name in ("table1.csv", "table2.csv", "report.md", "dsc_curves.png"):
@@ -142,7 +144,7 @@ def test_two_epochs_of_every_method(tmp_path):
 
 
 def test_methods_trained_in_two_worker_processes_match_one_process(tmp_path):
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=2, widths=(4, 8, 16), stage_repeats=1,
+    profile = replace(QUICK, epochs=2, widths=(4, 8, 16), stage_repeats=1,
                       train_batches=6, timing_steps=1, proposal_iterations=5)
     methods = ["partial_ce", "size_two_bounds", "full"]
     serial, _ = exp.run_experiment(_tiny_data(), tmp_path / "one", profile, methods=methods, timing=False)
@@ -150,13 +152,13 @@ def test_methods_trained_in_two_worker_processes_match_one_process(tmp_path):
                                      timing=False)
     assert [r["method"] for r in parallel] == methods  # the table keeps the order asked for
     for a, b in zip(serial, parallel):
-        assert a["curve"] == b["curve"] and a["dsc_volume"] == b["dsc_volume"]
+        assert a["curve"] == b["curve"] and a["dsc_3d"] == b["dsc_3d"]
     with open(tmp_path / "two" / "table1.csv") as fh:
         assert [r["method"] for r in csv.DictReader(fh)] == methods
 
 
 def test_a_failing_method_in_a_worker_process_fails_the_run(tmp_path):
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, widths=(4, 8, 16), stage_repeats=1,
+    profile = replace(QUICK, epochs=1, widths=(4, 8, 16), stage_repeats=1,
                       train_batches=2, timing_steps=1, proposal_iterations=5, workers=2)
     (tmp_path / "runs" / "partial_ce").mkdir(parents=True)
     (tmp_path / "runs" / "partial_ce" / "result.json").write_text('{"model": "unet-tiny"}')  # refused: other model
@@ -165,7 +167,7 @@ def test_a_failing_method_in_a_worker_process_fails_the_run(tmp_path):
 
 
 def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=2, widths=(4, 8, 16), stage_repeats=1,
+    profile = replace(QUICK, epochs=2, widths=(4, 8, 16), stage_repeats=1,
                       train_batches=4, timing_steps=1, proposal_iterations=5)
     methods = ["partial_ce", "size_two_bounds"]
     one, _ = exp.run_experiment(_tiny_data(), tmp_path / "one", replace(profile, workers=1), methods=methods, timing=False,
@@ -177,14 +179,14 @@ def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
     assert set(per_seed) == {(m, s) for m in methods for s in (0, 3)}
     for row, alone in zip(table1, one):
         runs = [per_seed[row["method"], s] for s in (0, 3)]
-        values = [float(r["dsc_volume"]) for r in runs]
-        assert row["seeds"] == [0, 3] and row["dsc_volume"] == pytest.approx(np.mean(values), abs=1e-4)
-        assert row["dsc_volume_sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-4)
-        assert float(runs[1]["dsc_volume"]) == pytest.approx(alone["dsc_volume"], abs=1e-4)  # seed 3 run = the one above
+        values = [float(r["dsc_3d"]) for r in runs]
+        assert row["seeds"] == [0, 3] and row["dsc_3d"] == pytest.approx(np.mean(values), abs=1e-4)
+        assert row["dsc_3d_sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-4)
+        assert float(runs[1]["dsc_3d"]) == pytest.approx(alone["dsc_3d"], abs=1e-4)  # seed 3 run = the one above
         assert len(row["curve"]) == 2 and row["best_epoch"] == int(np.argmax(row["curve"])) + 1
     report = (tmp_path / "report.md").read_text()
     assert "mean ± sd over seeds 0, 3" in report and " of 2 seeds)" in report
-    assert "dsc_volume_sd" in (tmp_path / "table1.csv").read_text()
+    assert "dsc_3d_sd" in (tmp_path / "table1.csv").read_text()
     import json  # a row cached before seeds were recorded counts as seed 0, in worker processes too
 
     cached = tmp_path / "runs" / "full" / "result.json"
@@ -192,7 +194,7 @@ def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
     cached.write_text(json.dumps({k: v for k, v in json.loads(cached.read_text()).items() if k != "seed"}))
     again, _ = exp.run_experiment(_tiny_data(), tmp_path, replace(profile, workers=2), methods=["full", "partial_ce"],
                                   timing=False, seeds=(0, 3))
-    assert again[1]["dsc_volume"] == table1[0]["dsc_volume"] and again[0]["seeds"] == [0, 3]
+    assert again[1]["dsc_3d"] == table1[0]["dsc_3d"] and again[0]["seeds"] == [0, 3]
     with pytest.raises(ValueError, match="seed=0, not 5"):  # a cached run of another seed is not reused
         exp.train_method(exp.METHODS[0], None, None, profile, tmp_path / "runs" / "partial_ce", None, (1, 2), seed=5)
     for bad in ((), (0, 0), (-1,)):
@@ -201,7 +203,7 @@ def test_several_seeds_give_mean_and_sd_of_each_methods_runs(tmp_path):
 
 
 def test_combine_seeds_of_a_single_run_keeps_it():
-    row = {"method": "full", "seed": 2, "dsc_volume": 0.5, "curve": [0.1, 0.3]}
+    row = {"method": "full", "seed": 2, "dsc_3d": 0.5, "curve": [0.1, 0.3]}
     assert exp.combine_seeds([row]) == {**row, "seeds": [2]}
     two = exp.combine_seeds([{**row, **{k: 0.5 for k in exp.SCORES}, "train_seconds": 1.0, "curve": [0.1, 0.3, 0.2]},
                              {**row, **{k: 0.7 for k in exp.SCORES}, "train_seconds": 3.0, "seed": 4, "curve": [0.5, 0.1]}])
@@ -213,7 +215,7 @@ def test_combine_seeds_of_a_single_run_keeps_it():
 def test_init_starts_a_method_from_another_methods_best_network(tmp_path):
     import torch
 
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, widths=(4, 8, 16), stage_repeats=1,
+    profile = replace(QUICK, epochs=1, widths=(4, 8, 16), stage_repeats=1,
                       train_batches=3, timing_steps=1, proposal_iterations=5)
     # the init method is trained first when it is missing
     table1, _ = exp.run_experiment(_tiny_data(), tmp_path / "other", replace(profile, init="size_two_bounds"),
@@ -241,7 +243,7 @@ def test_init_starts_a_method_from_another_methods_best_network(tmp_path):
 def test_model_option_trains_another_network(tmp_path):
     import torch
 
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, train_batches=4, timing_steps=1,
+    profile = replace(QUICK, epochs=1, train_batches=4, timing_steps=1,
                       proposal_iterations=5, model="unet-tiny")
     table1, table2 = exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce", "size_two_bounds"])
     assert [r["model"] for r in table1] == ["unet-tiny", "unet-tiny"] and len(table2) == 2
@@ -307,7 +309,7 @@ def test_term_weight_overrides_reach_every_method_using_the_term():
 
 
 def test_a_finished_run_with_other_term_weights_is_not_reused(tmp_path):
-    profile = replace(exp.PROFILE_SETTINGS["quick"], epochs=1, train_batches=2, timing_steps=1, proposal_iterations=5,
+    profile = replace(QUICK, epochs=1, train_batches=2, timing_steps=1, proposal_iterations=5,
                       widths=(4, 8, 16), stage_repeats=1)
     exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["partial_ce"], timing=False)
     with pytest.raises(ValueError, match="term_weights="):
@@ -326,7 +328,7 @@ def test_weak_sources_reach_the_training_slices(tmp_path):
     rng = np.random.default_rng(1)
     data.extra["scribbles"] = rng.integers(-1, 2, size=data.masks.shape).astype(np.int8)
     train = data.split("train")
-    quick = exp.PROFILE_SETTINGS["quick"]
+    quick = QUICK
     scribbles = exp.experiment_weak_labels(train, replace(quick, weak="scribbles"))
     np.testing.assert_array_equal(scribbles, train.extra["scribbles"])
     np.testing.assert_array_equal(exp.experiment_weak_labels(train, replace(quick, weak="centroid")),

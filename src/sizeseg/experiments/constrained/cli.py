@@ -9,7 +9,9 @@ from typing import Sequence
 
 from sizeseg.experiments.constrained.labels import WEAK_SOURCES, load_acdc
 from sizeseg.experiments.constrained.methods import METHOD_KEYS, TERM_NAMES, check_methods, parse_term_weights
-from sizeseg.experiments.constrained.profiles import PROFILE_SETTINGS, PROFILES
+from sizeseg.experiments.constrained.profiles import (
+    AUGMENTS, MONITORS, PROFILE_SETTINGS, PROFILES, SPLITS, with_protocol,
+)
 from sizeseg.experiments.constrained.runner import check_seeds, run_experiment
 
 
@@ -19,7 +21,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (prepared data, runs, tables, report)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="the quick profile (minutes)")
-    group.add_argument("--profile", choices=PROFILES, default=None, help="quick, cpu (~2 h on 2 cores) or full (the paper's)")
+    group.add_argument("--profile", default=None, metavar="NAME",
+                       help="quick (a minute), cpu (default: 20-30 min for one seed of the 12 rows on 2 cores) or "
+                       "paper (the paper's 256x256 ENet at batch size 1, 200 epochs: for a GPU)")
+    parser.add_argument("--protocol", default="ours", metavar="NAME",
+                        help="ours (default: patient split, 3D DSC per volume picks the best epoch) or authors (their "
+                        "MIDL code: softmax at T = 0.1, Adam betas 0.5/0.999, no augmentation, pooled soft DSC picks the "
+                        "best epoch); the flags below override single settings")
+    parser.add_argument("--batch-size", type=int, default=None, help="slices per training step (default: the profile's, 16 for cpu)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="the losses see softmax(logits / T) (default 1; the authors' code: 0.1)")
+    parser.add_argument("--split", default=None, metavar="UNIT",
+                        help="draw the 25 %% validation by patients (default, the paper's and the authors' MIDL code) "
+                        "or frames (the authors' later code: a patient's two frames can fall on both sides)")
+    parser.add_argument("--betas", default=None, metavar="B1,B2", help="Adam's betas (default 0.9,0.999; the authors' 0.5,0.999)")
+    parser.add_argument("--augment", default=None, metavar="KIND",
+                        help=f"training augmentation: one of {', '.join(AUGMENTS)} (default: the profile's, dihedral for cpu)")
+    parser.add_argument("--monitor", default=None, metavar="SCORE",
+                        help=f"the validation score that picks the best epoch: one of {', '.join(MONITORS)}")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHOD_KEYS)}")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--lr", type=float, default=None, help="override the learning rate (default 5e-3, the paper's text; 5e-4 is the authors' code)")
@@ -51,7 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     name = "quick" if args.quick else (args.profile or "cpu")
-    profile = PROFILE_SETTINGS[name]
+    if name not in PROFILES:
+        raise ValueError(f"--profile: expected one of {', '.join(PROFILES)}, got {name!r}")
+    profile = with_protocol(PROFILE_SETTINGS[name], args.protocol)
+    profile = _protocol_overrides(profile, args)
     if args.epochs is not None:
         if args.epochs < 1:
             raise ValueError(f"--epochs: expected a positive int, got {args.epochs}")
@@ -97,7 +119,11 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = load_acdc(args.data, out, profile)
     command = f"sizeseg experiment constrained --data {args.data} --out {args.out} --profile {name}"
-    command += "".join(f" {flag} {value}" for flag, value in (("--methods", args.methods), ("--epochs", args.epochs),
+    command += "".join(f" {flag} {value}" for flag, value in (
+                           ("--protocol", args.protocol if args.protocol != "ours" else None),
+                           ("--batch-size", args.batch_size), ("--temperature", args.temperature), ("--split", args.split),
+                           ("--betas", args.betas), ("--augment", args.augment), ("--monitor", args.monitor),
+                           ("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model), ("--field", args.field), ("--weak", args.weak),
                                                                   ("--bounds-subject", args.bounds_subject),
                                                                   ("--workers", args.workers), ("--init", args.init),
@@ -107,6 +133,39 @@ def run_command(args: argparse.Namespace) -> int:
     run_experiment(data, out, profile, methods, command=command, seeds=seeds, timing=not args.no_timing)
     print((out / "report.md").read_text())
     return 0
+
+
+def _protocol_overrides(profile, args: argparse.Namespace):
+    """``profile`` with the single settings given by flags (after the ``--protocol`` preset); errors name the flag."""
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size: expected a positive int, got {args.batch_size}")
+        profile = replace(profile, batch_size=args.batch_size)
+    if args.temperature is not None:
+        if not 0 < args.temperature < float("inf"):
+            raise ValueError(f"--temperature: expected a positive finite number, got {args.temperature}")
+        profile = replace(profile, temperature=args.temperature)
+    if args.split is not None:
+        if args.split not in SPLITS:
+            raise ValueError(f"--split: expected one of {', '.join(SPLITS)}, got {args.split!r}")
+        profile = replace(profile, split=args.split)
+    if args.betas is not None:
+        try:
+            betas = tuple(float(b) for b in args.betas.split(","))
+        except ValueError:
+            betas = ()
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"--betas: expected two numbers in [0, 1) as B1,B2, got {args.betas!r}")
+        profile = replace(profile, betas=betas)
+    if args.augment is not None:
+        if args.augment not in AUGMENTS:
+            raise ValueError(f"--augment: expected one of {', '.join(AUGMENTS)}, got {args.augment!r}")
+        profile = replace(profile, augment=args.augment)
+    if args.monitor is not None:
+        if args.monitor not in MONITORS:
+            raise ValueError(f"--monitor: expected one of {', '.join(MONITORS)}, got {args.monitor!r}")
+        profile = replace(profile, monitor=args.monitor)
+    return profile
 
 
 def register(experiment_subparsers) -> argparse.ArgumentParser:

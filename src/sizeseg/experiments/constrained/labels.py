@@ -85,10 +85,11 @@ def method_bounds(kind: str, areas: np.ndarray, ref: tuple[float, float], pixel_
 
 def load_acdc(data_dir: str | Path, out: Path, profile: Profile):
     """Prepare (or reuse) the ACDC slices of the profile under ``out/prepared_r<res>`` (``prepared_f<field>_r<res>``
-    for a field of view other than 256)."""
+    for a field of view other than 256; ``_frames`` appended for the split by frame)."""
     from sizeseg.data.acdc import prepare_acdc
 
     name = f"prepared_r{profile.resolution}" if profile.field == 256 else f"prepared_f{profile.field}_r{profile.resolution}"
+    name += "_frames" if profile.split == "frames" else ""
     data, _ = prepare_acdc(data_dir, out / name, size=profile.field, resolution=profile.resolution,
-                           limit=profile.limit_patients)
+                           limit=profile.limit_patients, split=profile.split)
     return data

@@ -1,10 +1,17 @@
-"""The experiment's profiles (quick, cpu, full) and what scales with their field of view and resolution."""
+"""The experiment's profiles (quick, cpu, paper), its protocols (ours, the authors'), and what scales with the
+profiles' field of view and resolution."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-PROFILES = ("quick", "cpu", "full")
+PROFILES = ("quick", "cpu", "paper")
+#: ``--split``: the unit drawn into train / val (:data:`sizeseg.data.acdc.ACDC_SPLITS`).
+SPLITS = ("patients", "frames")
+#: ``--augment``: the training slices' augmentation (:data:`sizeseg.data.datasets.AUGMENTATIONS`).
+AUGMENTS = ("none", "flip", "dihedral", "affine")
+#: ``--monitor``: the validation score that picks each run's best epoch .
+MONITORS = ("dsc_3d", "dsc_slice_lv", "dsc_slice", "dsc_pooled", "dsc_pooled_soft")
 
 
 @dataclass(frozen=True)
@@ -29,15 +36,52 @@ class Profile:
     init: str | None = None  # a method whose best network starts every other method's training; --init
     field: int = 256  # native pixels kept around the image centre (256: the paper's frame); --field
     weak: str = "erosion"  # the weak labels: a key of WEAK_SOURCES; --weak
+    batch_size: int = 1  # slices per training step; the losses stay per image inside a batch; --batch-size
+    temperature: float = 1.0  # the losses see softmax(logits / T); the authors' code uses 0.1; --temperature
+    split: str = "patients"  # train / val drawn by patient or by frame; --split
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's; the authors' code uses (0.5, 0.999); --betas
+    augment: str = "affine"  # the paper's text: rotation, flips, scaling; --augment
+    lr_schedule: str = "step"  # "step" (halve every lr_step epochs) or "cosine" (to 0 over the epochs)
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay when > 0
+    monitor: str = "dsc_3d"  # the validation score that picks the best epoch; --monitor
+    protocol: str = "ours"  # the name of the protocol preset the settings came from (a report column)
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
-    "full": Profile("full", 256, 200, (16, 64, 128), 2, 5e-3, 100, 500, None, None, 200),
-    # ~1 h on 2 cores: the central 128x128 native pixels halved to 64x64, a narrower ENet, 400 random
-    # slices per epoch, 60 epochs (lr halved after 30, the paper's halving at half-time), two methods at once.
-    "cpu": Profile("cpu", 64, 60, (8, 32, 64), 2, 5e-3, 30, 100, 400, None, 100, workers=2, field=128),
-    "quick": Profile("quick", 64, 3, (8, 32, 64), 1, 5e-3, 0, 50, 60, 12, 20),
+    # The paper's frame and ENet at batch size 1, for a GPU: 256x256 slices, 200 epochs, lr 5e-3 halved at 100.
+    "paper": Profile("paper", 256, 200, (16, 64, 128), 2, 5e-3, 100, 500, None, None, 200),
+    # 20-30 min for one seed of the 12 rows on 2 cores: the central 128x128 native pixels halved to 64x64, MONAI's
+    # residual U-Net, batches of 16, AdamW 2e-3 with cosine decay over 30 epochs, flips and transposes, two methods
+    # at once (one thread each).
+    "cpu": Profile("cpu", 64, 30, (8, 32, 64), 2, 2e-3, 0, 100, None, None, 20, model="unet-plain", workers=2,
+                   field=128, batch_size=16, augment="dihedral", lr_schedule="cosine", weight_decay=1e-4),
+    "quick": Profile("quick", 64, 3, (8, 32, 64), 1, 2e-3, 0, 50, 12, 12, 10, model="unet-plain", field=128,
+                     batch_size=8, augment="dihedral", lr_schedule="cosine", weight_decay=1e-4),
 }
+
+#: ``--protocol``: a preset of settings applied over a profile.
+#:  - ``ours``: patient split, Adam(W) with default betas, the profile's augmentation, the best epoch by 3D DSC;
+#:  - ``authors``: what the authors' MIDL code (LIVIAETS/SizeLoss_WSS, main_MIDL.py) does and the paper's text
+#:    does not say: softmax at temperature 0.1 for every loss, Adam betas (0.5, 0.999), no augmentation, and
+#:    their validation DSC (pooled over all slices, on the soft T = 0.1 probabilities) picking the best epoch.
+#:    Their MIDL split is by patient, as ours (``--split frames`` draws frames, as their later journal code does).
+PROTOCOLS: dict[str, dict] = {
+    "ours": {"protocol": "ours"},
+    "authors": {"protocol": "authors", "temperature": 0.1, "betas": (0.5, 0.999), "augment": "none",
+                "monitor": "dsc_pooled_soft"},
+}
+
+
+def with_protocol(profile: Profile, name: str) -> Profile:
+    """``profile`` with the settings of protocol ``name`` (a key of :data:`PROTOCOLS`).
+
+    >>> p = with_protocol(PROFILE_SETTINGS["cpu"], "authors")
+    >>> p.temperature, p.betas, p.augment, p.monitor, p.batch_size
+    (0.1, (0.5, 0.999), 'none', 'dsc_pooled_soft', 16)
+    """
+    if name not in PROTOCOLS:
+        raise ValueError(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got {name!r}")
+    return replace(profile, **PROTOCOLS[name])
 
 
 def native_pixel_area(field: int, resolution: int) -> float:
@@ -56,8 +100,7 @@ def penalty_weight(p: Profile) -> float:
     and N = r^2, so the penalty (V - b)^2 / N becomes (V - b)^2 / (f c)^2 against (V - b)^2 / 256^2,
     while the partial CE does not change; the weight ``1e-2 (f c / 256)^2`` undoes that.
 
-    >>> from dataclasses import replace
-    >>> penalty_weight(PROFILE_SETTINGS["full"]), penalty_weight(replace(PROFILE_SETTINGS["cpu"], field=256))
+    >>> penalty_weight(PROFILE_SETTINGS["paper"]), penalty_weight(replace(PROFILE_SETTINGS["cpu"], field=256))
     (0.01, 0.16)
     >>> penalty_weight(PROFILE_SETTINGS["cpu"])  # the 128x128 centre halved: the paper's balance again
     0.01

@@ -34,7 +34,7 @@ def method_datasets(train, val, method: Method, profile: Profile, weak: np.ndarr
     size_bounds = (None if method.size_bounds is None
                    else method_bounds(method.size_bounds, train.extra["areas"], ref, pixel_area, seed, size_ref=size_ref))
     masked = None if method.full_masks else np.zeros(len(train), bool)
-    train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment="affine",
+    train_set = SegmentationDataset(train, masked=masked, sizes="none", bounds=bounds, weak=weak, augment=profile.augment,
                                     size_bounds=size_bounds)
     val_set = SegmentationDataset(val, masked=None, sizes="all")
     return train_set, val_set
@@ -51,7 +51,18 @@ def model_spec(profile: Profile) -> dict:
 
 
 #: Settings a cached ``result.json`` may predate, at the values its run was trained with.
-RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0, "field": 256, "weak": "erosion"}
+RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0, "field": 256, "weak": "erosion",
+                   "batch_size": 1, "temperature": 1.0, "split": "patients", "betas": [0.9, 0.999], "augment": "affine",
+                   "lr_schedule": "step", "weight_decay": 0.0, "monitor": "dsc_slice", "protocol": "ours"}
+
+
+def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
+    """The settings a run's ``result.json`` records, and that a cached run must match to be reused."""
+    return {"model": profile.model, "term_weights": [list(w) for w in profile.term_weights], "init": init,
+            "seed": seed, "field": profile.field, "weak": profile.weak, "batch_size": profile.batch_size,
+            "temperature": profile.temperature, "split": profile.split, "betas": list(profile.betas),
+            "augment": profile.augment, "lr_schedule": profile.lr_schedule, "weight_decay": profile.weight_decay,
+            "monitor": profile.monitor, "protocol": profile.protocol}
 
 
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
@@ -70,8 +81,7 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     from sizeseg.training.constrained_terms import LogBarrierSchedule
 
     init = profile.init if init_dir is not None else None
-    settings = {"model": profile.model, "term_weights": [list(w) for w in profile.term_weights], "init": init,
-                "seed": seed, "field": profile.field, "weak": profile.weak}
+    settings = run_settings(profile, seed, init)
     result_file = run_dir / "result.json"
     if result_file.is_file():
         row = json.loads(result_file.read_text())
@@ -82,9 +92,10 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     spec = model_spec(profile)
     model = build_model(**spec) if init_dir is None else load_model(best_checkpoint(init_dir)).train()
     module = SegmentationModule(model, method_terms(method, profile), lr=profile.lr,
-                                lr_step=profile.lr_step, lr_gamma=0.5, model_spec=spec)
-    datamodule = SegmentationDataModule(train_set, val_set, batch_size=1, seed=seed)
-    trainer = make_trainer(run_dir, max_epochs=profile.epochs, monitor="val/Dice", mode="max", patience=None,
+                                lr_step=profile.lr_step, lr_gamma=0.5, model_spec=spec, lr_schedule=profile.lr_schedule,
+                                betas=profile.betas, weight_decay=profile.weight_decay, temperature=profile.temperature)
+    datamodule = SegmentationDataModule(train_set, val_set, batch_size=profile.batch_size, seed=seed)
+    trainer = make_trainer(run_dir, max_epochs=profile.epochs, monitor=f"val/{profile.monitor}", mode="max", patience=None,
                            progress_bar=False, limit_train_batches=profile.train_batches, limit_val_batches=0,
                            num_sanity_val_steps=0)
     trainer.callbacks.insert(0, val_dice_callback(val))
@@ -93,11 +104,11 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     start = time.perf_counter()
     fit(trainer, module, datamodule, resume=True)
     seconds = time.perf_counter() - start
-    curve = read_curve(run_dir / "metrics.csv")  # merged over resumed runs by fit()
+    curve = read_curve(run_dir / "metrics.csv", profile.monitor)  # merged over resumed runs by fit()
     best = evaluate(load_model(best_checkpoint(run_dir)), val)
     row = {"method": method.key, "label": method.label + (f", started from the {init} network" if init else ""),
            "paper_dsc": None if init else method.paper_dsc, **settings, **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
-           "last_epoch_dsc_slice": curve[-1] if curve else math.nan, "epochs": len(curve),
+           "last_epoch_score": curve[-1] if curve else math.nan, "epochs": len(curve),
            "train_seconds": round(seconds, 1), "curve": curve}
     atomic_write_text(result_file, json.dumps(row, indent=1))
     return row
@@ -107,10 +118,10 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
                  seed: int = 0, ref_subject: str | None = None) -> list[dict]:
     """Table 2: training time per image (forward, losses, backward, Adam step), same images for all methods.
 
-    Each method trains its own fresh ENet on batches of one image; the methods take turns step
-    by step (so a change in the machine's load hits all of them alike), 3 warm-up steps then
-    ``timing_steps`` timed ones; the median step time is reported, and its ratio to the partial
-    cross-entropy (CE only) time.
+    Each method trains its own fresh network on batches of ``profile.batch_size`` images; the methods
+    take turns step by step (so a change in the machine's load hits all of them alike), 3 warm-up
+    steps then ``timing_steps`` timed ones; the median step time divided by the batch size is
+    reported, and its ratio to the partial cross-entropy (CE only) time.
     """
     from sizeseg.data.datasets import collate_batch
     from sizeseg.models import build_model
@@ -123,18 +134,19 @@ def time_methods(train, methods: Sequence[Method], profile: Profile, weak: np.nd
         model = build_model(**model_spec(profile)).train()
         setups.append((method, train_set, model, method_terms(method, profile), torch.optim.Adam(model.parameters(), lr=profile.lr)))
     order = np.random.default_rng(seed).permutation(len(train))
+    size = profile.batch_size
     times: dict[str, list[float]] = {m.key: [] for m in methods}
     for i in range(profile.timing_steps + 3):
         for method, train_set, model, terms, opt in setups:
-            batch = collate_batch([train_set[int(order[i % len(order)])]])
+            batch = collate_batch([train_set[int(order[(i * size + j) % len(order)])] for j in range(size)])
             start = time.perf_counter()
             opt.zero_grad()
-            logits = model(batch["image"])
+            logits = model(batch["image"]) / profile.temperature
             loss = sum(t.weight * t(logits, batch) for t in terms)
             loss.backward()
             opt.step()
             if i >= 3:
-                times[method.key].append(time.perf_counter() - start)
+                times[method.key].append((time.perf_counter() - start) / size)
     rows = [{"method": m.key, "label": m.label, "ms_per_image": 1000 * float(np.median(times[m.key])),
              "paper_ms": m.paper_ms} for m in methods]
     base = next((r["ms_per_image"] for r in rows if r["method"] == "partial_ce"), rows[0]["ms_per_image"])
