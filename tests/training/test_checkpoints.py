@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,7 +46,7 @@ def _corrupt(kind, path, good):
     if kind == "empty":
         path.write_bytes(b"")
     elif kind == "random":
-        path.write_bytes(os.urandom(4096))
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
     elif kind == "truncated":
         data = good.read_bytes()
         path.write_bytes(data[: len(data) // 2])

@@ -56,13 +56,16 @@ def read_checkpoint(path: str | Path, hint: str = "") -> dict[str, Any]:
             # a plain pickle (not a torch.save file) also warns about its protocol before failing
             warnings.filterwarnings("ignore", "Detected pickle protocol")
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        refused = re.search(r"GLOBAL ([\w.]+)", str(err))
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, UnicodeDecodeError) as err:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
         if refused:
             raise ValueError(f"{path}: refused to load: it asks for the Python object {refused.group(1)}, which a "
                              f"checkpoint never holds; nothing from it was run{suffix}") from None
-        raise ValueError(f"{path}: not a checkpoint (no torch.save data in it){suffix}") from None
-    except (EOFError, RuntimeError, OSError, ValueError, KeyError, IndexError) as err:
+        with open(path, "rb") as fh:
+            zipped = fh.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+        if not zipped:
+            raise ValueError(f"{path}: not a checkpoint (no torch.save data in it){suffix}") from None
         first = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: corrupt or truncated checkpoint ({first}){suffix}") from None
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
