@@ -365,3 +365,41 @@ def test_registered_in_the_sizeseg_cli():
     assert args.func is exp.run_command and args.profile == "cpu" and args.epochs == 2
     assert args.model == "unet-small" and args.bounds_subject == "patient004"
     assert args.weak == "scribbles" and args.field == 128
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--batch-size", "0"], "--batch-size: expected a positive int"),
+    (["--temperature", "0"], "--temperature: expected a positive finite number"),
+    (["--temperature", "-1"], "--temperature"),
+    (["--protocol", "mine"], "--protocol: expected one of ours, authors"),
+    (["--profile", "full"], "--profile: expected one of quick, cpu, paper"),
+    (["--split", "slices"], "--split: expected one of patients, frames"),
+    (["--betas", "0.5"], r"--betas: expected two numbers in \[0, 1\)"),
+    (["--betas", "0.5,x"], "--betas"),
+    (["--augment", "rotate"], "--augment: expected one of"),
+    (["--monitor", "dsc"], "--monitor: expected one of"),
+    (["--slices", "some"], "--slices: expected one of all, lv"),
+])
+def test_cli_rejects_bad_protocol_settings_naming_the_flag(tmp_path, flags, match):
+    parser = argparse.ArgumentParser()
+    exp.register(parser.add_subparsers())
+    args = parser.parse_args(["constrained", "--data", str(tmp_path), "--out", str(tmp_path / "o")] + flags)
+    with pytest.raises(ValueError, match=match):
+        args.func(args)
+    assert not (tmp_path / "o").exists()
+
+
+def test_authors_protocol_and_lv_slices_reach_the_runs(tmp_path):
+    data = _tiny_data(16)
+    data.masks[::4] = 0  # slices without the object: left out by --slices lv
+    data.extra["areas"] = data.masks.reshape(len(data.masks), -1).sum(1).astype(np.float64)
+    profile = replace(exp.with_protocol(QUICK, "authors"), epochs=1, train_batches=2, slices="lv")
+    row, = exp.run_experiment(data, tmp_path, profile, methods=["size_two_bounds"], timing=False)[0]
+    assert (row["temperature"], row["betas"], row["augment"], row["monitor"]) == (0.1, [0.5, 0.999], "none", "dsc_pooled_soft")
+    assert row["protocol"] == "authors" and row["slices"] == "lv"
+    assert row["n_val_slices"] == int((data.split("val").extra["areas"] > 0).sum())
+    table = list(csv.DictReader(open(tmp_path / "table1.csv")))
+    assert table[0]["protocol"] == "authors" and {"dsc_3d", "dsc_pooled", "dsc_pooled_soft", "seeds"} <= set(table[0])
+    assert "best epoch by `dsc_pooled_soft`" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="temperature=0.1, not 1.0"):  # a cached run of another protocol is refused
+        exp.run_experiment(data, tmp_path, replace(profile, temperature=1.0), methods=["size_two_bounds"], timing=False)

@@ -112,3 +112,35 @@ def test_bad_batch_bounds_and_weights(batch):
         PartialCETerm(weight=-1)
     with pytest.raises(ValueError, match="t_factor"):
         LogBarrierTerm(t_factor=0.5)
+
+
+@pytest.mark.parametrize("make_term", [
+    lambda: SizePenaltyTerm(), lambda: LogBarrierTerm(t=3.0), lambda: KLSizeTerm(), lambda: ProposalTerm(iterations=20),
+], ids=["size_penalty", "log_barrier", "kl_size", "proposals"])
+def test_a_batch_of_b_images_is_the_mean_of_b_single_image_steps(make_term):
+    """The size terms stay per image inside a batch: batching changes the step, not the loss."""
+    g = torch.Generator().manual_seed(3)
+    b = 5
+    logits = torch.randn(b, 1, 8, 8, generator=g, dtype=torch.float64) * 3
+    weak = torch.full((b, 8, 8), -1)
+    weak[:, 3, 3] = 1
+    bounds = torch.tensor([[4.0, 20.0], [0.0, 0.0], [10.0, 30.0], [1.0, 2.0], [30.0, 40.0]], dtype=torch.float64)
+    term = make_term()
+    batched = term(logits, {"weak": weak, "bounds": bounds})
+    single = [term(logits[i:i + 1], {"weak": weak[i:i + 1], "bounds": bounds[i:i + 1]}) for i in range(b)]
+    torch.testing.assert_close(batched, torch.stack(single).mean())
+
+
+def test_dice_term_is_one_soft_dice_over_the_masked_images_of_the_batch():
+    from sizeseg.training.loss_terms import DiceTerm
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 1, 5, 5, generator=g)
+    mask = (torch.rand(3, 1, 5, 5, generator=g) < 0.4).float()
+    has = torch.tensor([True, False, True])
+    p, y = torch.sigmoid(logits[has]), mask[has]
+    expected = 1 - (2 * (p * y).sum() + 1e-5) / (p.sum() + y.sum() + 1e-5)
+    got = DiceTerm()(logits, {"mask": mask, "has_mask": has})
+    torch.testing.assert_close(got, expected)
+    zero = DiceTerm()(logits.requires_grad_(), {"mask": mask, "has_mask": torch.zeros(3, dtype=torch.bool)})
+    assert zero.item() == 0.0 and zero.requires_grad

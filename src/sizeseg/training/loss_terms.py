@@ -66,6 +66,35 @@ class BCETerm:
         return F.binary_cross_entropy_with_logits(logits[has], batch["mask"][has].float())
 
 
+class DiceTerm:
+    r"""Soft Dice loss (MONAI ``DiceLoss(sigmoid=True, batch=True)``) on the images that carry a mask.
+
+    :math:`1 - \frac{2 \sum_i p_i y_i + \epsilon}{\sum_i p_i + \sum_i y_i + \epsilon}` with
+    :math:`p = \sigma(a)`, the sums over every pixel of the masked images of the batch (one Dice per
+    batch: slices without the object do not each count as a perfect or a failed score).
+
+    Example:
+        >>> batch = {"mask": torch.ones(2, 1, 4, 4), "has_mask": torch.tensor([True, False])}
+        >>> round(DiceTerm()(torch.full((2, 1, 4, 4), 20.0), batch).item(), 4)
+        0.0
+    """
+
+    def __init__(self, weight: float = 1.0, name: str = "dice") -> None:
+        from monai.losses import DiceLoss
+
+        self.weight = _check_weight(weight)
+        self.name = name
+        self.loss = DiceLoss(sigmoid=True, batch=True)
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        has = batch["has_mask"].bool()
+        if logits.shape != batch["mask"].shape:
+            raise ValueError(f"logits and batch['mask']: expected equal shapes, got {tuple(logits.shape)} and {tuple(batch['mask'].shape)}")
+        if not bool(has.any()):
+            return zero_like_graph(logits)
+        return self.loss(logits[has], batch["mask"][has].float())
+
+
 class SizeTerm:
     r"""The size loss (paper 1) on the images that carry a size: ``SizeLoss(n_samples)(logits, sizes)``.
 

@@ -1,51 +1,37 @@
 """The Constrained-CNN losses experiment on ACDC (Kervadec et al., MIDL 2018): Tables 1 and 2, Fig. 3.
 
-``sizeseg experiment constrained --data ACDC --out DIR [--quick | --profile cpu|full]``
+``sizeseg experiment constrained --data ACDC --out DIR [--quick | --profile cpu|paper] [--protocol ours|authors]``
 
-Every method trains the same ENet (one sigmoid channel, i.e. two-class softmax; ``--model``
-picks another network of :data:`sizeseg.models.MODELS`, e.g. ``unet-small``) on the same
-2D slices of the left-ventricle cavity, with Adam, batch size 1, rotation/flip/scaling
-augmentation, and the learning rate halved after 100 epochs (full profile). Weak labels come
-from the paper's erosion strategy (about 0.1 % of the pixels, foreground only); bounds from one
-training subject (``1.1 min`` and ``0.9 max`` of its LV areas; by default patient004, whose
-areas give the paper's 98 and 1723 px, see :func:`sizeseg.data.bounds.choose_bounds_subject`)
-with image tags (``b = 0`` where the LV is absent), as in §3.2 and §4.1.
+Every method of Table 1 (:data:`METHODS`) trains the same network (one sigmoid channel, i.e. a
+two-class softmax) on the same 2D slices of the left-ventricle cavity. Weak labels come from
+the paper's erosion strategy (``--weak`` picks another source, :data:`WEAK_SOURCES`); bounds from
+one training subject (``1.1 min`` and ``0.9 max`` of its LV areas; by default patient004, see
+:func:`sizeseg.data.bounds.choose_bounds_subject`) with image tags (``b = 0`` where the LV is
+absent), as in §3.2 and §4.1.
 
-The proposals rows train with the cross-entropy against Pathak's latent distribution alone (the
-labelled pixels fixed in it, so each weighs 1/N like any pixel). Here they collapse to empty
-predictions within ~100 steps: the KL projection of a diffuse output under an upper bound keeps
-few pixels above 1/2, the tag slices (b = 0) push every pixel down, and nothing but the ~2
-labelled pixels per slice pushes up (results/constrained/README.md, "proposals diagnosis").
-With the loose bound they leave that state after ~50 epochs of the cpu profile (two seeds); with
-the tight one, after ~40 epochs in one seed of two. The row ``proposals_loose_pce`` (ours, not in the paper) adds the
-partial CE of the other weak rows.
+Profiles (:data:`PROFILE_SETTINGS`): ``paper`` is the paper's 256x256 ENet at batch size 1 (for a
+GPU); ``cpu`` trains MONAI's residual U-Net on batches of 16 of the central 128x128 native pixels
+halved to 64x64; ``quick`` checks the pipeline in about a minute. Protocols (:data:`PROTOCOLS`):
+``ours`` picks each run's best epoch by the 3D DSC per volume; ``authors`` applies what the
+authors' MIDL code does beyond the paper's text (softmax at T = 0.1, Adam betas (0.5, 0.999), no
+augmentation, their pooled soft DSC picking the best epoch). Single flags override single
+settings (``--batch-size``, ``--temperature``, ``--split``, ``--betas``, ``--augment``,
+``--monitor``, ``--slices``, ``--field``, ``--model``, ``--epochs``, ``--lr``).
 
-The cpu profile trains two methods at once (``--workers``), each in a single-threaded process;
-``--init METHOD`` starts the chosen methods from METHOD's best network; ``--seeds 0,1`` trains
-every method once per seed, and Table 1 then holds the mean ± sd over seeds. The row
-``size_two_bounds_discrete`` (ours) adds paper 1's discrete size, on its own bounds, to the
-two-bound soft penalty.
+``--seeds 0,1,2`` trains every method once per seed (Table 1 then holds mean ± sd);
+``--init METHOD`` starts the methods from METHOD's best network; ``--workers`` trains that many
+methods at once, one single-threaded process each. Finished runs are reused when their recorded
+settings match, and refused otherwise.
 
-The cpu profile departs from the paper's frame: it keeps the 128x128 native pixels around the
-image centre (99.96 % of the LV pixels of ACDC; ``--field``, 256 is the paper's frame), so that
-its 64x64 slices show the LV at half the native resolution instead of a quarter; the loose
-bounds keep their native size and the penalty weight its balance (:func:`penalty_weight`).
-``--weak scribbles|centroid|points`` replaces the paper's eroded masks by another weak source
-(:data:`WEAK_SOURCES`); the ACDC scribbles also label background.
+Outputs under ``--out``: the prepared slices (``prepared_*``), ``runs/<method>[-seed<k>]/``
+(checkpoints, ``metrics.csv``, ``result.json``), ``table1.csv`` (and ``table1_seeds.csv``),
+``table2.csv``, ``report.md`` (our numbers with the paper's beside them, labelled) and
+``dsc_curves.png`` (Fig. 3). What the runs found is in ``results/constrained/README.md``.
 
-Learning rate: the paper's text says 5e-3 (with 200 epochs); the authors' public code
-(``SizeLoss_WSS/main_MIDL.py``) uses 5e-4 with 1000 epochs and Adam betas (0.5, 0.999). We use
-5e-3 with Adam's default betas: in a pilot on 12 patients at 64x64 (6 epochs of 182 slices) the
-two-bound size loss reached a validation DSC of 0.47 at 5e-3 and 0.01 at 5e-4, and our profiles
-have at most the paper's 200 epochs. ``--lr`` overrides it.
-
-Outputs under ``--out``: ``prepared_r<res>/`` or ``prepared_f<field>_r<res>/`` (the sliced data), ``runs/<method>[-seed<k>]/`` (checkpoints,
-``logs/metrics.csv``, ``result.json``), ``table1.csv`` (and ``table1_seeds.csv``), ``table2.csv``, ``report.md`` (our
-numbers with the paper's beside them, labelled) and ``dsc_curves.png`` (Fig. 3).
-
-The modules: :mod:`.profiles` (settings and what scales with them), :mod:`.methods` (Table 1's
-rows as loss terms), :mod:`.labels` (weak labels and bounds), :mod:`.evaluation` (DSC),
-:mod:`.runner` (training, timing, seeds), :mod:`.report` (tables, report, Fig. 3), :mod:`.cli`.
+The modules: :mod:`.profiles` (settings, protocols, what scales with the field of view),
+:mod:`.methods` (Table 1's rows as loss terms), :mod:`.labels` (weak labels and bounds),
+:mod:`.evaluation` (every validation DSC), :mod:`.runner` (training, timing, seeds),
+:mod:`.report` (tables, report, Fig. 3), :mod:`.cli`.
 """
 
 from sizeseg.experiments.constrained.cli import add_arguments, main, register, run_command
@@ -57,7 +43,7 @@ from sizeseg.experiments.constrained.methods import (
     METHOD_KEYS, METHODS, TERM_NAMES, Method, check_methods, method_terms, parse_term_weights,
 )
 from sizeseg.experiments.constrained.profiles import (
-    PROFILE_SETTINGS, PROFILES, Profile, erosion_kernels, native_pixel_area, penalty_weight,
+    PROFILE_SETTINGS, PROFILES, PROTOCOLS, Profile, erosion_kernels, native_pixel_area, penalty_weight, with_protocol,
 )
 from sizeseg.experiments.constrained.report import SCORES, ordering_holds, plot_curves, write_report
 from sizeseg.experiments.constrained.runner import (
@@ -67,10 +53,10 @@ from sizeseg.experiments.constrained.runner import (
 
 
 __all__ = [
-    "METHODS", "METHOD_KEYS", "Method", "PROFILES", "PROFILE_SETTINGS", "Profile", "RESULT_DEFAULTS", "SCORES",
+    "METHODS", "METHOD_KEYS", "Method", "PROFILES", "PROFILE_SETTINGS", "PROTOCOLS", "Profile", "RESULT_DEFAULTS", "SCORES",
     "TERM_NAMES", "WEAK_SOURCES", "add_arguments", "check_methods", "check_seeds", "combine_seeds", "erosion_kernels",
     "evaluate", "experiment_weak_labels", "load_acdc", "main", "method_bounds", "method_datasets", "method_terms",
     "model_spec", "native_pixel_area", "ordering_holds", "parse_term_weights", "penalty_weight", "plot_curves",
     "read_curve", "reference_bounds", "register", "run_command", "run_experiment", "time_methods", "train_method",
-    "write_report",
+    "with_protocol", "write_report",
 ]

@@ -10,7 +10,7 @@ from typing import Sequence
 from sizeseg.experiments.constrained.labels import WEAK_SOURCES, load_acdc
 from sizeseg.experiments.constrained.methods import METHOD_KEYS, TERM_NAMES, check_methods, parse_term_weights
 from sizeseg.experiments.constrained.profiles import (
-    AUGMENTS, MONITORS, PROFILE_SETTINGS, PROFILES, SPLITS, with_protocol,
+    AUGMENTS, MONITORS, PROFILE_SETTINGS, PROFILES, SLICES, SPLITS, with_protocol,
 )
 from sizeseg.experiments.constrained.runner import check_seeds, run_experiment
 
@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--betas", default=None, metavar="B1,B2", help="Adam's betas (default 0.9,0.999; the authors' 0.5,0.999)")
     parser.add_argument("--augment", default=None, metavar="KIND",
                         help=f"training augmentation: one of {', '.join(AUGMENTS)} (default: the profile's, dihedral for cpu)")
+    parser.add_argument("--slices", default=None, metavar="WHICH",
+                        help="all (default: every slice, with tags where the LV is absent) or lv (only slices that hold "
+                        "the LV, in training and validation, as the authors' MIDL data appear to be)")
     parser.add_argument("--monitor", default=None, metavar="SCORE",
                         help=f"the validation score that picks the best epoch: one of {', '.join(MONITORS)}")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHOD_KEYS)}")
@@ -123,6 +126,7 @@ def run_command(args: argparse.Namespace) -> int:
                            ("--protocol", args.protocol if args.protocol != "ours" else None),
                            ("--batch-size", args.batch_size), ("--temperature", args.temperature), ("--split", args.split),
                            ("--betas", args.betas), ("--augment", args.augment), ("--monitor", args.monitor),
+                           ("--slices", args.slices),
                            ("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model), ("--field", args.field), ("--weak", args.weak),
                                                                   ("--bounds-subject", args.bounds_subject),
@@ -145,10 +149,6 @@ def _protocol_overrides(profile, args: argparse.Namespace):
         if not 0 < args.temperature < float("inf"):
             raise ValueError(f"--temperature: expected a positive finite number, got {args.temperature}")
         profile = replace(profile, temperature=args.temperature)
-    if args.split is not None:
-        if args.split not in SPLITS:
-            raise ValueError(f"--split: expected one of {', '.join(SPLITS)}, got {args.split!r}")
-        profile = replace(profile, split=args.split)
     if args.betas is not None:
         try:
             betas = tuple(float(b) for b in args.betas.split(","))
@@ -157,14 +157,12 @@ def _protocol_overrides(profile, args: argparse.Namespace):
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"--betas: expected two numbers in [0, 1) as B1,B2, got {args.betas!r}")
         profile = replace(profile, betas=betas)
-    if args.augment is not None:
-        if args.augment not in AUGMENTS:
-            raise ValueError(f"--augment: expected one of {', '.join(AUGMENTS)}, got {args.augment!r}")
-        profile = replace(profile, augment=args.augment)
-    if args.monitor is not None:
-        if args.monitor not in MONITORS:
-            raise ValueError(f"--monitor: expected one of {', '.join(MONITORS)}, got {args.monitor!r}")
-        profile = replace(profile, monitor=args.monitor)
+    for key, choices in (("split", SPLITS), ("augment", AUGMENTS), ("monitor", MONITORS), ("slices", SLICES)):
+        value = getattr(args, key)
+        if value is not None:
+            if value not in choices:
+                raise ValueError(f"--{key}: expected one of {', '.join(choices)}, got {value!r}")
+            profile = replace(profile, **{key: value})
     return profile
 
 

@@ -74,9 +74,14 @@ def _terms_penalty_discrete(p: Profile) -> list:
 
 
 def _terms_full(p: Profile) -> list:
-    from sizeseg.training.loss_terms import BCETerm
+    """CE on the masks (the paper's), plus a soft Dice where the profile asks (``full_dice``).
 
-    return [BCETerm()]
+    Without the Dice, the batched U-Net of the cpu profile predicted no LV for its first ~15 of 30
+    epochs (CE alone is dominated by the background; results/constrained/README.md).
+    """
+    from sizeseg.training.loss_terms import BCETerm, DiceTerm
+
+    return [BCETerm(), DiceTerm()] if p.full_dice else [BCETerm()]
 
 
 METHODS: tuple[Method, ...] = (
@@ -97,7 +102,7 @@ METHODS: tuple[Method, ...] = (
 )
 METHOD_KEYS = tuple(m.key for m in METHODS)
 #: Names of the loss terms the methods use (what --term-weight may name).
-TERM_NAMES = ("partial_ce", "proposals", "size_penalty", "log_barrier", "kl_size", "discrete_size", "bce")
+TERM_NAMES = ("partial_ce", "proposals", "size_penalty", "log_barrier", "kl_size", "discrete_size", "bce", "dice")
 
 
 def method_terms(method: Method, profile: Profile) -> list:

@@ -11,6 +11,8 @@ SPLITS = ("patients", "frames")
 #: ``--augment``: the training slices' augmentation (:data:`sizeseg.data.datasets.AUGMENTATIONS`).
 AUGMENTS = ("none", "flip", "dihedral", "affine")
 #: ``--monitor``: the validation score that picks each run's best epoch .
+#: ``--slices``: every slice (tags where the LV is absent), or only those that hold the LV.
+SLICES = ("all", "lv")
 MONITORS = ("dsc_3d", "dsc_slice_lv", "dsc_slice", "dsc_pooled", "dsc_pooled_soft")
 
 
@@ -45,6 +47,8 @@ class Profile:
     weight_decay: float = 0.0  # AdamW's decoupled weight decay when > 0
     monitor: str = "dsc_3d"  # the validation score that picks the best epoch; --monitor
     protocol: str = "ours"  # the name of the protocol preset the settings came from (a report column)
+    slices: str = "all"  # "lv": only slices holding the LV, in training and validation; --slices
+    full_dice: bool = False  # full supervision adds a soft Dice to its CE (a standard recipe; the paper: CE only)
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -54,9 +58,9 @@ PROFILE_SETTINGS: dict[str, Profile] = {
     # residual U-Net, batches of 16, AdamW 2e-3 with cosine decay over 30 epochs, flips and transposes, two methods
     # at once (one thread each).
     "cpu": Profile("cpu", 64, 30, (8, 32, 64), 2, 2e-3, 0, 100, None, None, 20, model="unet-plain", workers=2,
-                   field=128, batch_size=16, augment="dihedral", lr_schedule="cosine", weight_decay=1e-4),
+                   field=128, batch_size=16, augment="dihedral", lr_schedule="cosine", weight_decay=1e-4, full_dice=True),
     "quick": Profile("quick", 64, 3, (8, 32, 64), 1, 2e-3, 0, 50, 12, 12, 10, model="unet-plain", field=128,
-                     batch_size=8, augment="dihedral", lr_schedule="cosine", weight_decay=1e-4),
+                     batch_size=8, augment="dihedral", lr_schedule="cosine", weight_decay=1e-4, full_dice=True),
 }
 
 #: ``--protocol``: a preset of settings applied over a profile.

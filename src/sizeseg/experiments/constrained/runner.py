@@ -53,7 +53,8 @@ def model_spec(profile: Profile) -> dict:
 #: Settings a cached ``result.json`` may predate, at the values its run was trained with.
 RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0, "field": 256, "weak": "erosion",
                    "batch_size": 1, "temperature": 1.0, "split": "patients", "betas": [0.9, 0.999], "augment": "affine",
-                   "lr_schedule": "step", "weight_decay": 0.0, "monitor": "dsc_slice", "protocol": "ours"}
+                   "lr_schedule": "step", "weight_decay": 0.0, "monitor": "dsc_slice", "protocol": "ours",
+                   "slices": "all", "full_dice": False}
 
 
 def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
@@ -62,7 +63,8 @@ def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
             "seed": seed, "field": profile.field, "weak": profile.weak, "batch_size": profile.batch_size,
             "temperature": profile.temperature, "split": profile.split, "betas": list(profile.betas),
             "augment": profile.augment, "lr_schedule": profile.lr_schedule, "weight_decay": profile.weight_decay,
-            "monitor": profile.monitor, "protocol": profile.protocol}
+            "monitor": profile.monitor, "protocol": profile.protocol, "slices": profile.slices,
+            "full_dice": profile.full_dice}
 
 
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
@@ -177,6 +179,8 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
     train, val = data.split("train"), data.split("val")
     if "areas" not in train.extra:
         raise ValueError("data has no 'areas' (pixel counts of the object) in extra; prepare it with sizeseg.data")
+    if profile.slices == "lv":  # the authors' MIDL sets appear to hold only slices with the LV
+        train, val = (part.take(np.flatnonzero(part.extra["areas"] > 0)) for part in (train, val))
     subject, a, b = reference_bounds(train, subject=profile.bounds_subject)
     weak = experiment_weak_labels(train, profile)
     frac = labelled_fraction(weak, train.masks)
@@ -186,7 +190,8 @@ def run_experiment(data, out: str | Path, profile: Profile, methods: Sequence[st
             "weak_labelled_pixels_%": round(100 * frac["of_pixels"], 3),
             "weak_foreground_labels_%": round(100 * frac["foreground_of_pixels"], 3),
             "weak_background_labels_%": round(100 * frac["background_of_pixels"], 3),
-            "weak_foreground_recall_%": round(100 * frac["foreground_recall"], 2), "seeds": ",".join(map(str, seeds))}
+            "weak_foreground_recall_%": round(100 * frac["foreground_recall"], 2), "seeds": ",".join(map(str, seeds)),
+            "slices": "only slices with the LV" if profile.slices == "lv" else "all"}
     init_dirs: dict[int, Path | None] = dict.fromkeys(seeds)
     if profile.init is not None:
         init_method = check_methods([profile.init])[0]
