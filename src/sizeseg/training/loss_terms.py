@@ -41,6 +41,16 @@ def _check_weight(weight: float) -> float:
     return float(weight)
 
 
+def _on_masked_images(loss, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+    """``loss(logits, mask)`` over the images with ``batch["has_mask"]``; a connected zero when there are none."""
+    has = batch["has_mask"].bool()
+    if logits.shape != batch["mask"].shape:
+        raise ValueError(f"logits and batch['mask']: expected equal shapes, got {tuple(logits.shape)} and {tuple(batch['mask'].shape)}")
+    if not bool(has.any()):
+        return zero_like_graph(logits)
+    return loss(logits[has], batch["mask"][has].float())
+
+
 class BCETerm:
     r"""Binary cross-entropy with logits (paper 1, eq. 6) on the images that carry a mask.
 
@@ -58,12 +68,7 @@ class BCETerm:
         self.name = name
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
-        has = batch["has_mask"].bool()
-        if logits.shape != batch["mask"].shape:
-            raise ValueError(f"logits and batch['mask']: expected equal shapes, got {tuple(logits.shape)} and {tuple(batch['mask'].shape)}")
-        if not bool(has.any()):
-            return zero_like_graph(logits)
-        return F.binary_cross_entropy_with_logits(logits[has], batch["mask"][has].float())
+        return _on_masked_images(F.binary_cross_entropy_with_logits, logits, batch)
 
 
 class DiceTerm:
@@ -87,12 +92,7 @@ class DiceTerm:
         self.loss = DiceLoss(sigmoid=True, batch=True)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
-        has = batch["has_mask"].bool()
-        if logits.shape != batch["mask"].shape:
-            raise ValueError(f"logits and batch['mask']: expected equal shapes, got {tuple(logits.shape)} and {tuple(batch['mask'].shape)}")
-        if not bool(has.any()):
-            return zero_like_graph(logits)
-        return self.loss(logits[has], batch["mask"][has].float())
+        return _on_masked_images(self.loss, logits, batch)
 
 
 class SizeTerm:
