@@ -401,5 +401,7 @@ def test_authors_protocol_and_lv_slices_reach_the_runs(tmp_path):
     table = list(csv.DictReader(open(tmp_path / "table1.csv")))
     assert table[0]["protocol"] == "authors" and {"dsc_3d", "dsc_pooled", "dsc_pooled_soft", "seeds"} <= set(table[0])
     assert "best epoch by `dsc_pooled_soft`" in (tmp_path / "report.md").read_text()
-    with pytest.raises(ValueError, match="temperature=0.1, not 1.0"):  # a cached run of another protocol is refused
-        exp.run_experiment(data, tmp_path, replace(profile, temperature=1.0), methods=["size_two_bounds"], timing=False)
+    for change, match in (({"temperature": 1.0}, "temperature=0.1, not 1.0"), ({"epochs": 2}, "epochs=1, not 2"),
+                          ({"lr": 1e-3}, "lr=0.002, not 0.001")):  # a cached run of other settings is refused
+        with pytest.raises(ValueError, match=match):
+            exp.run_experiment(data, tmp_path, replace(profile, **change), methods=["size_two_bounds"], timing=False)

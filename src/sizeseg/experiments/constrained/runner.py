@@ -54,7 +54,9 @@ def model_spec(profile: Profile) -> dict:
 RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0, "field": 256, "weak": "erosion",
                    "batch_size": 1, "temperature": 1.0, "split": "patients", "betas": [0.9, 0.999], "augment": "affine",
                    "lr_schedule": "step", "weight_decay": 0.0, "monitor": "dsc_slice", "protocol": "ours",
-                   "slices": "all", "full_dice": False}
+                   "slices": "all", "full_dice": False,
+                   # unknown for rows written before they were recorded: such rows are not reused
+                   "epochs": None, "lr": None, "resolution": None, "proposal_iterations": None, "train_batches": None}
 
 
 def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
@@ -64,7 +66,9 @@ def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
             "temperature": profile.temperature, "split": profile.split, "betas": list(profile.betas),
             "augment": profile.augment, "lr_schedule": profile.lr_schedule, "weight_decay": profile.weight_decay,
             "monitor": profile.monitor, "protocol": profile.protocol, "slices": profile.slices,
-            "full_dice": profile.full_dice}
+            "full_dice": profile.full_dice, "epochs": profile.epochs, "lr": profile.lr,
+            "resolution": profile.resolution, "proposal_iterations": profile.proposal_iterations,
+            "train_batches": profile.train_batches}
 
 
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
