@@ -40,3 +40,26 @@ def test_convergence_check_gradient_norms_and_oracle_run(tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert "test size histogram" in lines[0] and lines[1]["ckpt"] == str(checkpoint)
     assert 0 <= lines[1]["IoU_size_matched"] <= 1
+
+
+@pytest.mark.slow
+def test_constrained_ablation_runs_its_steps_and_tabulates_them(tmp_path, acdc, capsys):
+    import csv
+
+    ablation = _script("constrained_ablation")
+    out = tmp_path / "ablation"
+    extra = "--quick --epochs 1 --batch-size 2 --model enet --field 32 --resolution 16"
+    assert ablation.main(["--data", str(acdc), "--out", str(out), "--steps", "base,temperature,enet",
+                          "--workers", "1", "--extra", extra]) == 0
+    rows = list(csv.DictReader(open(out / "ablation.csv")))
+    assert [r["step"] for r in rows] == ["base", "temperature", "enet"]
+    assert rows[1]["flags"] == "--temperature 0.1"
+    assert "--slices lv --split frames --model enet" in rows[2]["flags"]  # a branch carries every step up to its base
+    for r in rows:
+        assert 0 <= float(r["two_bounds_dsc_3d"]) <= 1 and 0 <= float(r["full_dsc_pooled_soft"]) <= 1
+    import json
+
+    assert json.loads((out / "temperature" / "runs" / "full" / "result.json").read_text())["temperature"] == 0.1
+    assert "| temperature |" in (out / "ablation.md").read_text()
+    with pytest.raises(SystemExit):
+        ablation.main(["--data", str(acdc), "--out", str(out), "--steps", "nonsense"])
