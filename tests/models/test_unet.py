@@ -102,3 +102,8 @@ def test_plain_unet_pads_crops_and_validates():
     assert 150_000 < sum(p.numel() for p in net.parameters()) < 300_000
     with pytest.raises(ValueError, match="channels: expected 4 positive widths"):
         PlainUNet(1, 1, channels=(8, 16))
+    with pytest.raises(ValueError, match="norm: expected 'batch' or 'instance'"):
+        PlainUNet(1, 1, norm="group")
+    norms = {type(m).__name__ for m in build_model("unet-plain-instancenorm").modules()}
+    assert "InstanceNorm2d" in norms and "BatchNorm2d" not in norms
+    assert "BatchNorm2d" in {type(m).__name__ for m in net.modules()}

@@ -17,8 +17,10 @@ MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "unet-small": ("sizeseg.models.unet", "UNet", {"backbone": "resnet18", "decoder_channels": (64, 32, 16, 16, 8)}),
     # A narrow plain U-Net (~0.1 M parameters): tests, the quick demo.
     "unet-tiny": ("sizeseg.models.unet", "TinyUNet", {}),
-    # MONAI's residual U-Net, widths 16-128 (~0.2 M parameters): the CPU profile of the constrained experiment.
+    # MONAI's residual U-Net, widths 16-128 (~0.2 M parameters), batch norm: the constrained experiment's CPU profile.
     "unet-plain": ("sizeseg.models.unet", "PlainUNet", {}),
+    # The same with MONAI's default instance norm (slower to start training on ACDC; kept for the comparison).
+    "unet-plain-instancenorm": ("sizeseg.models.unet", "PlainUNet", {"norm": "instance"}),
     "enet": ("sizeseg.models.enet", "ENet", {}),
 }
 

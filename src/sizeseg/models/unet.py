@@ -166,9 +166,15 @@ class PlainUNet(nn.Module):
     logits are cropped back. On 64x64 ACDC slices, batches of 16 take about 75 ms a training step
     on one CPU thread.
 
+    Batch normalisation by default: with MONAI's default instance normalisation the network
+    predicted no left ventricle for the first 5 epochs of ACDC training (batches of 16, BCE + Dice)
+    and reached 0.77 3D DSC at epoch 8, against 0.61 after 2 epochs and 0.84 at epoch 8 with batch
+    normalisation (results/constrained/current/README.md).
+
     Args:
         in_channels, out_channels, spatial_dims: as for :class:`UNet`.
         channels: the four level widths, shallowest first.
+        norm: ``"batch"`` or ``"instance"`` (MONAI's default).
 
     Example:
         >>> PlainUNet(1, 1)(torch.randn(2, 1, 48, 30)).shape
@@ -178,15 +184,18 @@ class PlainUNet(nn.Module):
     multiple: int = 8
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, spatial_dims: int = 2,
-                 channels: tuple[int, ...] = (16, 32, 64, 128)) -> None:
+                 channels: tuple[int, ...] = (16, 32, 64, 128), norm: str = "batch") -> None:
         super().__init__()
         check_network_args(in_channels, out_channels, spatial_dims)
         if len(channels) != 4 or any(int(c) < 1 for c in channels):
             raise ValueError(f"channels: expected 4 positive widths, got {tuple(channels)!r}")
+        if norm not in ("batch", "instance"):
+            raise ValueError(f"norm: expected 'batch' or 'instance', got {norm!r}")
         from monai.networks.nets import UNet as MonaiUNet
 
         self.in_channels, self.out_channels, self.spatial_dims = in_channels, out_channels, spatial_dims
         self.net = MonaiUNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
-                             channels=tuple(int(c) for c in channels), strides=(2, 2, 2), num_res_units=1)
+                             channels=tuple(int(c) for c in channels), strides=(2, 2, 2), num_res_units=1,
+                             norm=norm)
 
     forward = UNet.forward
