@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 
@@ -70,3 +71,25 @@ def make_acdc(root: Path, patients: int = 4, shape=(20, 24, 3), seed: int = 0) -
             save_nifti(folder / f"{stem}_scribble.nii.gz", scribble)
     return root
 
+
+
+def make_photo_folder(root: Path, n: int = 12, masked: int = 6, shape=(60, 80)) -> Path:
+    """A user's folder: ``n`` RGB photographs ``IMD000.png`` ... with one bright square each; the
+    first ``masked`` have masks in ``masks/``, the others a size in ``sizes.csv`` (measured at full size)."""
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["image,size"]
+    for i in range(n):
+        mask = np.zeros(shape, np.uint8)
+        side = 12 + (i * 3) % (min(shape) // 2)
+        mask[8:8 + side, 12:12 + side] = 1
+        pixels = rng.integers(0, 60, shape + (3,)) + mask[..., None] * 150
+        Image.fromarray(pixels.astype(np.uint8)).save(images / f"IMD{i:03d}.png")
+        if i < masked:
+            Image.fromarray(mask * 255).save(masks / f"IMD{i:03d}.png")
+        else:
+            rows.append(f"IMD{i:03d}.png,{reference_size(mask):g}")
+    (root / "sizes.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -34,7 +34,7 @@ def folder(tmp_path):
 
 
 def test_folder_preparation(folder):
-    data = build_folder(folder / "images", folder / "masks", folder / "sizes.csv", shape=(32, 24))
+    data = build_folder(folder / "images", folder / "masks", folder / "sizes.csv", shape=(32, 24), fit="pad")
     assert data.images.shape == (4, 3, 32, 24)  # RGB present: grey repeated to 3 channels
     assert data.sources.tolist() == ["a.png", "b.png", "c.tif", "d.bmp"]
     assert data.has_mask.tolist() == [True, False, True, False]
@@ -48,7 +48,7 @@ def test_folder_preparation(folder):
 
 
 def test_default_shape_and_resize(folder):
-    data = build_folder(folder / "images", folder / "masks")
+    data = build_folder(folder / "images", folder / "masks", fit="pad")
     assert data.images.shape[2:] == (30, 22) and np.isnan(data.sizes[[1, 3]]).all()
     resized = build_folder(folder / "images", folder / "masks", folder / "sizes.csv", shape=(60, 40), fit="resize")
     assert resized.images.shape[2:] == (60, 40)
@@ -70,7 +70,7 @@ def test_nifti_volumes(tmp_path):
     save_nifti(images / "v2.nii.gz", np.ones((9, 12, 8), np.float32))
     save_nifti(masks / "v1.nii.gz", mask)
     (tmp_path / "s.csv").write_text("v2.nii.gz,3\n")
-    data = build_folder(images, masks, tmp_path / "s.csv", shape=(12, 12, 8))
+    data = build_folder(images, masks, tmp_path / "s.csv", shape=(12, 12, 8), fit="pad")
     assert data.images.shape == (2, 1, 12, 12, 8)
     assert data.sizes[0] == reference_size(mask) and data.sizes[1] == 3
 

@@ -15,13 +15,21 @@ image, an image named twice. Each error names the file (or CSV row) and the prob
 
 Preparation (:func:`build_folder`): 2D images become float32 (C, H, W) with C = 1 (grey) or
 3 (RGB; grey images are repeated when the folder mixes both; alpha is dropped), normalised per
-image by z-score; then fitted to ``shape`` by centre crop/pad (``fit="pad"``, pixel sizes and so
-object sizes unchanged unless an object is cropped) or by resizing (``fit="resize"``, bilinear
+image by z-score; then fitted to ``shape`` by resizing (``fit="resize"``, the default: bilinear
 image, nearest mask; CSV sizes are then scaled by the geometric mean of the axis zoom factors,
-an approximation for anisotropic zooms). Masks: every value > 0 is foreground. Sizes of masked
-items: :func:`sizeseg.object_size` (border="background") of the fitted mask; a CSV size given
-for a masked image is ignored in favour of its mask. 3D NIfTI volumes follow the same rules in
-three dimensions. Items are split 70/10/20 by item (seeded).
+an approximation for anisotropic zooms, kept per item in ``extra["size_scale"]``; each source's
+shape is kept in ``extra["source_shape"]``, for masks written back at it) or by centre
+crop/pad (``fit="pad"``, pixel sizes and so object sizes unchanged unless an object is cropped).
+Without ``shape`` the working shape is the largest extent per axis, scaled down (resize only)
+so that its longest side is at most ``max_side`` (:data:`DEFAULT_MAX_SIDE`). Masks: every value
+> 0 is foreground. Sizes of masked items: :func:`sizeseg.object_size` (border="background") of
+the fitted mask; a CSV size given for a masked image is ignored in favour of its mask. 3D NIfTI
+volumes follow the same rules in three dimensions.
+
+Splits (:func:`sizeseg.data.splits.split_by_masks`): masked and size-only items are split
+separately, each by ``fractions`` (70/10/20 by default, seeded), so validation and test hold their
+share of the masks; names listed in a validation list (``val_list``, one image name or stem a
+line) go to validation whatever the fractions say.
 """
 
 from __future__ import annotations
@@ -39,10 +47,13 @@ from sizeseg.data.geometry import center_crop_or_pad, resize
 from sizeseg.data.nifti import NIFTI_SUFFIXES, as_label_array, nifti_stem, read_nifti
 from sizeseg.data.prepared import PreparedData, cached
 from sizeseg.data.sizes import areas, object_sizes
-from sizeseg.data.splits import PAPER1_FRACTIONS, split_items
+from sizeseg.data.splits import PAPER1_FRACTIONS, split_by_masks
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
-FITS = ("pad", "resize")
+FITS = ("resize", "pad")
+SPLIT_NAMES = ("train", "val", "test")
+#: longest side of the working shape chosen when no shape is given (fit="resize")
+DEFAULT_MAX_SIDE = 256
 
 
 def _kind(path: Path) -> str | None:
@@ -108,6 +119,7 @@ class FolderScan:
     images: list[np.ndarray]
     masks: dict[int, np.ndarray]  # image index -> binary mask
     csv_sizes: dict[int, float]  # image index -> size from the CSV
+    val: list[int]  # image indices from the validation list
 
 
 def _read_sizes_csv(path: Path, by_name: dict[str, int], by_stem: dict[str, int]) -> dict[int, float]:
@@ -143,7 +155,32 @@ def _read_sizes_csv(path: Path, by_name: dict[str, int], by_stem: dict[str, int]
     return sizes
 
 
-def scan_folder(images: str | Path, masks: str | Path | None = None, sizes: str | Path | None = None) -> FolderScan:
+def read_name_list(path: str | Path, by_name: dict[str, int], by_stem: dict[str, int], what: str) -> list[int]:
+    """Item indices of a text file of image names or stems, one a line (blank lines and ``#`` comments
+    skipped); a DataError names the file and line of a name that is not in the folder or is repeated."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: unreadable {what} ({err})") from err
+    chosen: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        name = line.split("#", 1)[0].strip()
+        if not name:
+            continue
+        index = by_name.get(name, by_stem.get(name))
+        if index is None:
+            raise DataError(f"{path}, line {number}: image {name!r} is not in the images folder")
+        if index in chosen:
+            raise DataError(f"{path}, line {number}: image {name!r} is named twice")
+        chosen.append(index)
+    return chosen
+
+
+def scan_folder(images: str | Path, masks: str | Path | None = None, sizes: str | Path | None = None,
+                val_list: str | Path | None = None) -> FolderScan:
     """Read and check everything (see the module docstring) before any preparation work."""
     image_files = _list(Path(images), "images")
     kinds = {_kind(p) for p in image_files}
@@ -164,6 +201,7 @@ def scan_folder(images: str | Path, masks: str | Path | None = None, sizes: str 
                 raise DataError(f"{path}: mask without an image of the same stem in {images}")
             mask_files[index] = path
     csv_sizes = _read_sizes_csv(Path(sizes), by_name, by_stem) if sizes is not None else {}
+    val = read_name_list(val_list, by_name, by_stem, "validation list") if val_list is not None else []
     arrays = [read_image_file(p) for p in image_files]
     if kind == "nifti":
         for path, arr in zip(image_files, arrays):
@@ -184,7 +222,7 @@ def scan_folder(images: str | Path, masks: str | Path | None = None, sizes: str 
                 f"{path}: mask shape {raw.shape} does not match image shape {spatial} of {image_files[index].name}"
             )
         mask_arrays[index] = as_label_array(np.asarray(raw, dtype=np.float64), path) > 0
-    return FolderScan(kind, [p.name for p in image_files], arrays, mask_arrays, csv_sizes)
+    return FolderScan(kind, [p.name for p in image_files], arrays, mask_arrays, csv_sizes, val)
 
 
 def _as_channels(arr: np.ndarray, kind: str, channels: int) -> np.ndarray:
@@ -202,22 +240,67 @@ def _zscore(x: np.ndarray) -> np.ndarray:
     return ((x - float(x.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
 
 
+def working_shape(spatial: Sequence[tuple[int, ...]], fit: str, max_side: int | None) -> tuple[int, ...]:
+    """The largest extent per axis, scaled down (``fit="resize"``) so its longest side is <= ``max_side``.
+
+    >>> working_shape([(572, 765), (500, 700)], "resize", 256)
+    (191, 256)
+    >>> working_shape([(572, 765)], "pad", 256)
+    (572, 765)
+    """
+    dims = len(spatial[0])
+    shape = tuple(int(max(s[d] for s in spatial)) for d in range(dims))
+    if fit == "resize" and max_side is not None and max(shape) > max_side:
+        factor = max_side / max(shape)
+        shape = tuple(max(1, round(n * factor)) for n in shape)
+    return shape
+
+
+def _check_splits(fractions: Sequence[float], splits: Sequence[str]) -> tuple[list[float], tuple[str, ...]]:
+    splits = tuple(splits)
+    if not splits or splits[0] != "train" or "val" not in splits or set(splits) - set(SPLIT_NAMES):
+        raise ValueError(f"splits: expected ('train', 'val') or ('train', 'val', 'test'), got {splits}")
+    try:
+        fractions = [float(f) for f in fractions]
+    except (TypeError, ValueError):
+        raise ValueError(f"fractions: expected numbers, got {fractions!r}") from None
+    if len(fractions) != len(splits):
+        raise ValueError(f"fractions: expected {len(splits)} numbers ({', '.join(splits)}), got {len(fractions)}")
+    if any(not math.isfinite(f) or f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
+        raise ValueError(f"fractions: expected numbers >= 0 summing to 1, got {fractions}")
+    if fractions[0] <= 0:
+        raise ValueError(f"fractions: the training fraction must be > 0, got {fractions}")
+    return fractions, splits
+
+
 def build_folder(
     images: str | Path, masks: str | Path | None = None, sizes: str | Path | None = None,
-    shape: Sequence[int] | None = None, fit: str = "pad", seed: int = 0,
-    fractions: Sequence[float] = PAPER1_FRACTIONS,
+    shape: Sequence[int] | None = None, fit: str = "resize", seed: int = 0,
+    fractions: Sequence[float] = PAPER1_FRACTIONS, splits: Sequence[str] = SPLIT_NAMES,
+    val_list: str | Path | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> PreparedData:
     """Prepare a folder in memory (see the module docstring).
 
-    ``shape=None`` pads every item to the largest extent per axis found in the folder.
+    Args:
+        images, masks, sizes: the images folder, the masks folder and the sizes CSV.
+        shape: working shape (H, W) or (D, H, W); None: :func:`working_shape`.
+        fit: ``"resize"`` (default) or ``"pad"`` (centre crop/pad).
+        seed: split seed.
+        fractions: one fraction per split name, summing to 1.
+        splits: ``("train", "val", "test")`` or ``("train", "val")`` (no test split).
+        val_list: text file of image names that go to validation.
+        max_side: cap on the longest side of the default working shape (resize only; None: no cap).
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
-    scan = scan_folder(images, masks, sizes)
+    fractions, splits = _check_splits(fractions, splits)
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1):
+        raise ValueError(f"max_side: expected a positive int or None, got {max_side!r}")
+    scan = scan_folder(images, masks, sizes, val_list)
     dims = 3 if scan.kind == "nifti" else 2
     spatial = [a.shape[:dims] for a in scan.images]
     if shape is None:
-        shape = tuple(int(max(s[d] for s in spatial)) for d in range(dims))
+        shape = working_shape(spatial, fit, max_side)
     shape = tuple(int(s) for s in shape)
     if len(shape) != dims or min(shape) < 1:
         raise ValueError(f"shape must be {dims} positive ints for {scan.kind} data, got {shape}")
@@ -226,22 +309,22 @@ def build_folder(
     out_images = np.zeros((n, channels) + shape, np.float32)
     out_masks = np.zeros((n,) + shape, np.uint8)
     csv_size = np.full(n, np.nan, np.float32)
+    scales = np.ones(n, np.float32)
     for i, arr in enumerate(scan.images):
         img = _zscore(_as_channels(arr, scan.kind, channels))
         mask = scan.masks.get(i)
         if fit == "pad":
             img = center_crop_or_pad(img, shape, fill=float(img.min()))
             mask = None if mask is None else center_crop_or_pad(mask.astype(np.uint8), shape)
-            scale = 1.0
         else:
             img = resize(img, shape, order=1)
             mask = None if mask is None else resize(mask.astype(np.uint8), shape, order=0)
-            scale = float(np.prod([t / s for t, s in zip(shape, spatial[i])]) ** (1 / dims))
+            scales[i] = float(np.prod([t / s for t, s in zip(shape, spatial[i])]) ** (1 / dims))
         out_images[i] = img
         if mask is not None:
             out_masks[i] = mask
         if i in scan.csv_sizes:
-            csv_size[i] = scan.csv_sizes[i] * scale
+            csv_size[i] = scan.csv_sizes[i] * scales[i]
     has_mask = np.zeros(n, bool)
     has_mask[list(scan.masks)] = True
     size = csv_size.copy()
@@ -249,20 +332,25 @@ def build_folder(
         size[has_mask] = object_sizes(out_masks[has_mask])
     area = np.where(has_mask, areas(out_masks), np.nan).astype(np.float32)
     names = np.array(scan.names)
+    fixed = np.full(n, "", dtype=object)
+    fixed[scan.val] = "val"
     return PreparedData(
         images=out_images, masks=out_masks, has_mask=has_mask, sizes=size,
         ids=np.char.add(names, ":-1"), sources=names, slices=np.full(n, -1, np.int64), volumes=names,
-        splits=split_items(names, "volume", fractions, ("train", "val", "test"), seed),
-        extra={"areas": area},
+        splits=split_by_masks(has_mask, fractions, splits, seed, fixed=fixed.astype(str)),
+        extra={"areas": area, "size_scale": scales, "source_shape": np.array(spatial, np.int64)},
     )
 
 
 def prepare_folder(
     images: str | Path, out: str | Path, masks: str | Path | None = None, sizes: str | Path | None = None,
-    shape: Sequence[int] | None = None, fit: str = "pad", seed: int = 0,
-    fractions: Sequence[float] = PAPER1_FRACTIONS,
+    shape: Sequence[int] | None = None, fit: str = "resize", seed: int = 0,
+    fractions: Sequence[float] = PAPER1_FRACTIONS, splits: Sequence[str] = SPLIT_NAMES,
+    val_list: str | Path | None = None, max_side: int | None = DEFAULT_MAX_SIDE,
 ) -> tuple[PreparedData, bool]:
     """Prepare (or reuse) a folder of images / volumes in ``out``; returns ``(data, reused)``.
+
+    Arguments as in :func:`build_folder`.
 
     The cache key includes the files' names, sizes and modification times, so edited inputs
     rebuild.
@@ -283,6 +371,10 @@ def prepare_folder(
         "masks": None if masks is None else str(Path(masks).resolve()),
         "sizes": None if sizes is None else str(Path(sizes).resolve()),
         "shape": None if shape is None else list(shape), "fit": fit, "seed": seed, "fractions": list(fractions),
-        "normalisation": "per-image z-score", "inputs": [stamp(images), stamp(masks), stamp(sizes)],
+        "splits": list(splits), "max_side": max_side, "split_rule": "masks stratified",
+        "val_list": None if val_list is None else str(Path(val_list).resolve()),
+        "normalisation": "per-image z-score",
+        "inputs": [stamp(images), stamp(masks), stamp(sizes), stamp(val_list)],
     }
-    return cached(out, params, lambda: build_folder(images, masks, sizes, shape, fit, seed, fractions))
+    return cached(out, params, lambda: build_folder(images, masks, sizes, shape, fit, seed, fractions, splits,
+                                                    val_list, max_side))

@@ -54,6 +54,63 @@ def split_groups(
     return np.array([lookup[g] for g in groups.tolist()], dtype=str)
 
 
+def split_by_masks(
+    has_mask: Sequence[bool], fractions: Sequence[float] = PAPER1_FRACTIONS,
+    names: Sequence[str] = ("train", "val", "test"), seed: int = 0,
+    fixed: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Split items so that every split holds its fraction of the masked items (stratified).
+
+    Masked and size-only items are split separately with :func:`split_groups` (each item its own
+    group, ``fractions`` and ``seed`` as there): a random split over all items can leave
+    validation with one mask, where validation IoU picks the checkpoint and stops training. Items
+    whose entry in ``fixed`` is a split name (e.g. from a validation list) keep it; the others are
+    split with the remaining names, their fractions renormalised.
+
+    Args:
+        has_mask: (N,) bool, the item carries a mask.
+        fractions, names, seed: as in :func:`split_groups`.
+        fixed: (N,) split name per item, or ``""`` for items to be split; None: none fixed.
+
+    Returns:
+        (N,) array of split names.
+
+    >>> split_by_masks([True] * 10 + [False] * 10, (0.6, 0.2, 0.2)).tolist().count("val")
+    4
+    >>> masks = np.array([True] * 10 + [False] * 10)
+    >>> int((split_by_masks(masks, (0.6, 0.2, 0.2))[masks] == "val").sum())
+    2
+    >>> split_by_masks([True, False, True], (0.5, 0.5), ("train", "val"), fixed=["val", "", ""]).tolist()[0]
+    'val'
+    """
+    has_mask = np.asarray(has_mask, dtype=bool)
+    out = np.full(len(has_mask), "", dtype=object)
+    free_names, free_fractions = list(names), [float(f) for f in fractions]
+    if fixed is not None:
+        fixed = np.asarray(fixed, dtype=str)
+        if fixed.shape != has_mask.shape:
+            raise ValueError(f"fixed: expected {len(has_mask)} entries, got {len(fixed)}")
+        unknown = sorted(set(fixed.tolist()) - set(names) - {""})
+        if unknown:
+            raise ValueError(f"fixed: split names {unknown} are not among {list(names)}")
+        out[fixed != ""] = fixed[fixed != ""]
+        taken = set(fixed.tolist()) - {""}
+        kept = [(n, f) for n, f in zip(names, fractions) if n not in taken]
+        free_names, free_fractions = [n for n, _ in kept], [float(f) for _, f in kept]
+    free = out == ""
+    if free.any():
+        if not free_names or sum(free_fractions) <= 0:
+            raise ValueError(f"fractions: no split left with a positive fraction for the {int(free.sum())} "
+                             f"items that are not fixed")
+        free_fractions = [f / sum(free_fractions) for f in free_fractions]
+        for k, stratum in enumerate((has_mask, ~has_mask)):
+            index = np.flatnonzero(free & stratum)
+            if len(index):
+                keys = np.char.add(index.astype(str), "#")
+                out[index] = split_groups(keys, free_fractions, free_names, seed + k)
+    return out.astype(str)
+
+
 def split_items(
     groups: Sequence[str], by: str, fractions: Sequence[float] = PAPER1_FRACTIONS,
     names: Sequence[str] = ("train", "val", "test"), seed: int = 0,
