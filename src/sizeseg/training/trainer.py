@@ -2,19 +2,84 @@
 
 from __future__ import annotations
 
+import os
+import random
 import warnings
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 
+from sizeseg.io_utils import atomic_path
 from sizeseg.training.checkpoints import read_checkpoint
 
 LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 #: what a user can do when the run folder's last.ckpt cannot be resumed
 RESUME_HINT = "start afresh with --no-resume (resume=False) or use another --out"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside their target, then renamed over it.
+
+    Lightning's own writer stages the file in ``$TMPDIR`` and moves it: a kill leaves the
+    temporary file there, and across file systems the move is a copy that a kill can cut short.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class RunState(pl.Callback):
+    """What a resumed run needs beyond Lightning's own state, stored in ``last.ckpt``.
+
+    - ``first_log_version``: the ``logs/version_<k>`` this run started in, so that
+      :func:`merge_metrics` skips the logs of earlier runs in the same folder (``--no-resume``).
+    - ``rng``: the torch, numpy and Python random states at the checkpoint, restored on resume, so
+      the resumed epochs draw the same batch orders, flips and SizeLoss noise as an uninterrupted
+      run (on CPU; GPU kernels may still differ in the last bits).
+    """
+
+    def __init__(self) -> None:
+        self.first_log_version: int | None = None
+        self.resumed = False
+
+    def state_dict(self) -> dict[str, Any]:
+        legacy = np.random.get_state()
+        return {
+            "first_log_version": self.first_log_version,
+            "torch": torch.get_rng_state(),
+            "numpy": [legacy[0], torch.from_numpy(legacy[1].astype(np.int64)), *map(float, legacy[2:])],
+            "python": [list(v) if isinstance(v, tuple) else v for v in random.getstate()],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.resumed = True
+        self.first_log_version = state.get("first_log_version")
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+            name, keys, pos, has_gauss, gauss = state["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), gauss))
+            version, internal, gauss_next = state["python"]
+            random.setstate((version, tuple(internal), gauss_next))
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.first_log_version is None and not self.resumed and trainer.logger is not None:
+            self.first_log_version = int(trainer.logger.version)
+
+
+def remove_stale_parts(folder: str | Path) -> list[Path]:
+    """Delete the temporary ``.*.part`` files a killed atomic write left in ``folder``; return them."""
+    stale = sorted(Path(folder).glob(".*.part"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def make_trainer(
@@ -61,7 +126,9 @@ def make_trainer(
         raise ValueError(f"patience: expected a positive int or None, got {patience!r}")
     out_dir = Path(out_dir)
     checkpoints = out_dir / "checkpoints"
-    callbacks: list[pl.Callback] = []
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP workers start later and must not race rank 0
+        remove_stale_parts(checkpoints)
+    callbacks: list[pl.Callback] = [RunState()]
     if monitor:
         # "best" runs before "last": last.ckpt then stores the best score including this epoch,
         # so a resumed run cannot let a worse epoch replace best.ckpt.
@@ -90,6 +157,7 @@ def make_trainer(
         strategy=strategy,
         logger=CSVLogger(out_dir, name="logs"),  # a resumed run adds logs/version_<k>/
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         deterministic=deterministic,
@@ -111,10 +179,14 @@ def best_checkpoint(out_dir: str | Path) -> Path | None:
 
 
 
-def merge_metrics(out_dir: str | Path) -> Path:
-    """Join ``out_dir/logs/version_*/metrics.csv`` (in version order) into ``out_dir/metrics.csv``.
+def merge_metrics(out_dir: str | Path, first_version: int = 0) -> Path:
+    """Join ``out_dir/logs/version_<k>/metrics.csv`` for k >= ``first_version`` into ``out_dir/metrics.csv``.
 
-    Columns are the union of all versions' columns; the file is written atomically.
+    The versions are the run's pieces, one per (resumed) start, in order; earlier versions are
+    other runs in the same folder. Rows a later piece repeats (a run killed after logging an
+    epoch but before checkpointing it redoes that epoch) are kept from the later piece only: a
+    piece's first epoch drops the earlier pieces' rows from that epoch on. Columns are the union
+    of the pieces' columns; the file is written atomically.
     """
     import csv
     import io
@@ -123,13 +195,18 @@ def merge_metrics(out_dir: str | Path) -> Path:
 
     out_dir = Path(out_dir)
     parts = sorted((out_dir / "logs").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    parts = [p for p in parts if int(p.parent.name.split("_")[1]) >= first_version]
     rows: list[dict] = []
     columns: list[str] = []
     for part in parts:
         with open(part, newline="") as fh:
             reader = csv.DictReader(fh)
             columns += [c for c in reader.fieldnames or [] if c not in columns]
-            rows += list(reader)
+            new = list(reader)
+        epochs = [int(r["epoch"]) for r in new if (r.get("epoch") or "").isdigit()]
+        if epochs:
+            rows = [r for r in rows if not (r.get("epoch") or "").isdigit() or int(r["epoch"]) < min(epochs)]
+        rows += new
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -140,8 +217,10 @@ def merge_metrics(out_dir: str | Path) -> Path:
 def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool = True) -> None:
     """``trainer.fit``, resuming from ``last.ckpt`` under the trainer's folder when there is one.
 
-    A resumed run restores the weights, the optimiser, the epoch counter and the callbacks'
-    state (best score, early-stopping patience) and continues with the next epoch. The file is
+    A resumed run restores the weights, the optimiser, the epoch counter, the callbacks' state
+    (best score, early-stopping patience) and the random states (:class:`RunState`), and
+    continues with the next epoch. ``out_dir/metrics.csv`` then holds this run's epochs once
+    each, without the logs of earlier runs in the folder. The file is
     first read with :func:`~sizeseg.training.checkpoints.read_checkpoint`, so a corrupt or crafted
     ``last.ckpt`` is a one-line ValueError, and Lightning then loads it with ``weights_only=True``:
     nothing in it is run.
@@ -151,4 +230,6 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
         read_checkpoint(ckpt, hint=RESUME_HINT)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     if trainer.is_global_zero:
-        merge_metrics(trainer.default_root_dir)
+        state = next((c for c in trainer.callbacks if isinstance(c, RunState)), None)
+        first = state.first_log_version if state is not None else None
+        merge_metrics(trainer.default_root_dir, first_version=first or 0)
