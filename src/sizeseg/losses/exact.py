@@ -32,6 +32,25 @@ def _all_masks(spatial: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return (codes >> torch.arange(v, device=device)) & 1 == 1
 
 
+def enumerate_segmentations(logits: torch.Tensor, noise_scale: float | torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """All 2^V segmentations ``(2^V, *spatial)`` (bool) of (B, C, *spatial) logits and their
+    log-probabilities ``(B, C, 2^V)`` under :math:`p_i = \\sigma(a_i / \\tau)`, differentiable
+    w.r.t. the logits; refuses images of more than :data:`MAX_EXACT_PIXELS` pixels."""
+    spatial = tuple(logits.shape[2:])
+    v = math.prod(spatial)
+    if v > MAX_EXACT_PIXELS:
+        raise ValueError(f"logits: exact enumeration needs at most {MAX_EXACT_PIXELS} pixels per "
+                         f"image (2^V terms), got spatial shape {spatial} = {v} pixels")
+    b, c = logits.shape[:2]
+    masks = _all_masks(spatial, logits.device)  # (2^V, V)
+    tau = check_noise_scale(noise_scale, (b, c), logits.device)
+    flat = logits.reshape(b, c, v) / tau[..., None].to(logits.dtype)
+    log_on, log_off = nn.functional.logsigmoid(flat), nn.functional.logsigmoid(-flat)
+    log_prob = log_off.sum(-1, keepdim=True) + (log_on - log_off) @ masks.to(flat.dtype).T
+    return masks.reshape((-1,) + spatial), log_prob
+
+
 def exact_size_loss(logits: torch.Tensor, sizes: torch.Tensor, reduction: str = "mean",
                     border: str = "background",
                     criterion: str | SizeCriterion = "squared",
@@ -59,22 +78,14 @@ def exact_size_loss(logits: torch.Tensor, sizes: torch.Tensor, reduction: str = 
     crit = get_criterion(criterion)
     target, dropped = check_size_loss_inputs(logits, sizes, crit, border, reduction)
     spatial = tuple(logits.shape[2:])
-    v = math.prod(spatial)
-    if v > MAX_EXACT_PIXELS:
-        raise ValueError(f"logits: exact enumeration needs at most {MAX_EXACT_PIXELS} pixels per "
-                         f"image (2^V terms), got spatial shape {spatial} = {v} pixels")
     b, c = logits.shape[:2]
-    masks = _all_masks(spatial, logits.device)  # (2^V, V)
-    g = object_size(masks.reshape((-1,) + spatial), len(spatial), border)
+    masks, log_prob = enumerate_segmentations(logits, noise_scale)
+    g = object_size(masks, len(spatial), border)
     g = g.to(logits.device).clamp(max=size_cap(spatial))  # (2^V,)
-    tau = check_noise_scale(noise_scale, (b, c), logits.device)
-    flat = logits.reshape(b, c, v) / tau[..., None].to(logits.dtype)
-    log_on, log_off = nn.functional.logsigmoid(flat), nn.functional.logsigmoid(-flat)
-    log_prob = log_off.sum(-1, keepdim=True) + (log_on - log_off) @ masks.to(flat.dtype).T
     target_filled = torch.where(torch.isnan(target), torch.zeros_like(target), target)
     pair = target_filled.shape[2:]
     losses = crit(g, target_filled.reshape((b, c, 1) + pair))  # (B, C, 2^V)
-    per_entry = (log_prob.exp() * losses.to(flat.dtype)).sum(-1)
+    per_entry = (log_prob.exp() * losses.to(log_prob.dtype)).sum(-1)
     return reduce_size_loss(per_entry, crit.annotated(target), reduction, dropped)
 
 
@@ -100,4 +111,4 @@ class ExactSizeLoss(nn.Module):
         return exact_size_loss(logits, sizes, self.reduction, self.border, self.criterion, self.noise_scale)
 
 
-__all__ = ["exact_size_loss", "ExactSizeLoss", "MAX_EXACT_PIXELS"]
+__all__ = ["exact_size_loss", "ExactSizeLoss", "MAX_EXACT_PIXELS", "enumerate_segmentations"]

@@ -71,12 +71,9 @@ def check_noise_scale(noise_scale: Any, entries: tuple[int, int], device: torch.
     return tau
 
 
-def check_size_loss_inputs(logits: Any, sizes: Any, criterion: SizeCriterion, border: str,
-                           reduction: str) -> tuple[torch.Tensor, bool]:
-    """Validate (logits, sizes) and return sizes as (B, C) or (B, C, 2) plus whether C was dropped.
-
-    Raises TypeError/ValueError naming the argument, what was expected and what came.
-    """
+def check_logits_and_options(logits: Any, sizes: Any, border: str, reduction: str) -> None:
+    """The checks every size loss shares: logits a floating (B, C, *spatial) tensor with 2 or 3
+    spatial dims, sizes a tensor, border and reduction known. Raises TypeError/ValueError."""
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"logits: expected a torch.Tensor, got {type(logits).__name__}")
     if not isinstance(sizes, torch.Tensor):
@@ -90,6 +87,15 @@ def check_size_loss_inputs(logits: Any, sizes: Any, criterion: SizeCriterion, bo
         raise ValueError(f"border: expected one of {BORDERS}, got {border!r}")
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_size_loss_inputs(logits: Any, sizes: Any, criterion: SizeCriterion, border: str,
+                           reduction: str) -> tuple[torch.Tensor, bool]:
+    """Validate (logits, sizes) and return sizes as (B, C) or (B, C, 2) plus whether C was dropped.
+
+    Raises TypeError/ValueError naming the argument, what was expected and what came.
+    """
+    check_logits_and_options(logits, sizes, border, reduction)
     b, c = logits.shape[:2]
     tail = (2,) if criterion.n_values == 2 else ()
     allowed = [(b, c) + tail] + ([(b,) + tail] if c == 1 else [])
@@ -220,6 +226,16 @@ def size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int = 1,
     return reduce_size_loss(per_entry, annotated, reduction, dropped)
 
 
+def check_module_options(n_samples: Any, reduction: str, border: str) -> None:
+    """The options a sampled size-loss module checks when it is built (ValueError naming each)."""
+    if border not in BORDERS:
+        raise ValueError(f"border: expected one of {BORDERS}, got {border!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples: expected an int >= 1, got {n_samples!r}")
+
+
 class SizeLoss(nn.Module):
     """Module form of :func:`size_loss`; ``loss(logits, sizes)``.
 
@@ -245,12 +261,7 @@ class SizeLoss(nn.Module):
         check_noise_scale(noise_scale, (1, 1), torch.device("cpu"))
         self.noise_scale = float(noise_scale)
         self.criterion = get_criterion(criterion)
-        if border not in BORDERS:
-            raise ValueError(f"border: expected one of {BORDERS}, got {border!r}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples: expected an int >= 1, got {n_samples!r}")
+        check_module_options(n_samples, reduction, border)
         self.n_samples, self.reduction, self.border = n_samples, reduction, border
         self.seed, self.backend = seed, backend
         self._generators: dict[str, torch.Generator] = {}
@@ -273,5 +284,6 @@ class SizeLoss(nn.Module):
                 f"criterion={self.criterion!r}, noise_scale={self.noise_scale:g}")
 
 
-__all__ = ["SizeLoss", "size_loss", "check_size_loss_inputs", "reduce_size_loss", "size_cap",
-           "check_noise_scale", "DEFAULT_NOISE_SCALE"]
+__all__ = ["SizeLoss", "size_loss", "check_size_loss_inputs", "check_logits_and_options",
+           "reduce_size_loss", "size_cap", "check_noise_scale", "check_module_options",
+           "DEFAULT_NOISE_SCALE"]
