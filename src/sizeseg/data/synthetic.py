@@ -72,8 +72,6 @@ def synthetic_item(
     >>> img, msk = synthetic_item(0, 0); img.shape, int(msk.max())
     ((48, 32), 1)
     """
-    from scipy import ndimage
-
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3) or min(shape) < 8:
         raise ValueError(f"shape must be 2D or 3D with every side >= 8, got {shape}")
@@ -87,6 +85,15 @@ def synthetic_item(
             break
     else:
         raise ValueError(f"no object within fraction_range {fraction_range} for radius_range {radius_range}")
+    return render_image(rng, mask)
+
+
+def render_image(rng: np.random.Generator, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image of a mask as described in the module doc (texture, contrast, blur, noise), and
+    the mask as uint8; draws from ``rng``."""
+    from scipy import ndimage
+
+    shape = mask.shape
     side = min(shape)
     background = ndimage.gaussian_filter(rng.normal(size=shape), sigma=rng.uniform(1.5, 2.5))
     background *= 0.7 / (background.std() + 1e-12)
