@@ -8,6 +8,8 @@ import numpy as np
 
 PAPER1_FRACTIONS = (0.7, 0.1, 0.2)  # train / val / test of the object-size paper
 PAPER2_FRACTIONS = (0.75, 0.25)  # train / val of the constrained-CNN paper (75 / 25 patients)
+#: validation IoU picks best.ckpt and stops pre-training early: on fewer masks than this it is noise
+MIN_VAL_MASKS = 5
 
 
 def split_groups(
