@@ -26,7 +26,7 @@ def _torch_batch(mask: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     return fg.reshape((-1,) + volume_shape(tuple(mask.shape), spatial_dims))
 
 
-def distance_transform(mask: Any, spatial_dims: int = 2, border: str = "open",
+def distance_transform(mask: Any, spatial_dims: int = 2, border: str = "background",
                        backend: str = "auto") -> Any:
     r"""Exact Chebyshev (L-infinity, chessboard) distance of every pixel to the background.
 
@@ -41,11 +41,13 @@ def distance_transform(mask: Any, spatial_dims: int = 2, border: str = "open",
             ``spatial_dims=3``), any number of leading batch dims. Foreground is ``mask > 0``, so
             bool, {0, 1} and {-1, +1} masks all work.
         spatial_dims: 2 or 3.
-        border: ``"open"``: pixels outside the array are not background (exactly
-            ``scipy.ndimage.distance_transform_cdt(mask, metric="chessboard")``); an image without
-            any background pixel gets :data:`NO_BACKGROUND` (``2**30``) everywhere.
-            ``"background"``: the array is surrounded by background, as if padded by one
-            background pixel on every side.
+        border: ``"background"`` (the default, and the convention of every loss, metric and
+            data preparation in sizeseg): the array is surrounded by background, as if padded by
+            one background pixel on every side, so a 4x4 square in a corner has size 4.
+            ``"open"``: pixels outside the array are not background (exactly
+            ``scipy.ndimage.distance_transform_cdt(mask, metric="chessboard")``; the same square
+            has size 8); an image without any background pixel gets :data:`NO_BACKGROUND`
+            (``2**30``) everywhere.
         backend: ``"auto"`` (numba on CPU, pure torch elsewhere), ``"numba"`` or ``"torch"``
             (the pure-torch path, usable on CPU tensors too).
 
@@ -58,6 +60,9 @@ def distance_transform(mask: Any, spatial_dims: int = 2, border: str = "open",
         >>> m = np.zeros((5, 5), bool); m[1:4, 1:4] = True
         >>> distance_transform(m)[2]
         array([0, 1, 2, 1, 0], dtype=int32)
+        >>> corner = np.zeros((6, 6), bool); corner[:4, :4] = True
+        >>> distance_transform(corner)[0, :5], distance_transform(corner, border="open")[0, :5]
+        (array([1, 1, 1, 1, 0], dtype=int32), array([4, 3, 2, 1, 0], dtype=int32))
     """
     check_mask(mask, spatial_dims, border, backend)
     shape = tuple(mask.shape)
@@ -71,15 +76,19 @@ def distance_transform(mask: Any, spatial_dims: int = 2, border: str = "open",
     return wrap_like(out, mask, shape)
 
 
-def object_size(mask: Any, spatial_dims: int = 2, border: str = "open",
+def object_size(mask: Any, spatial_dims: int = 2, border: str = "background",
                 backend: str = "auto") -> Any:
     r"""Object size: twice the largest Chebyshev distance to the background (paper eq. 4-5).
 
     .. math::
         g(y) = 2 \max_i \min_{j:\, y_j \le 0} \delta_\infty(i, j).
 
+    In 3D (``spatial_dims=3``) the distance, and so the size, is the 3D Chebyshev one: a
+    volume's size is twice its largest cube-shaped erosion depth, not a per-slice size.
+
     Args:
-        mask, spatial_dims, border, backend: as in :func:`distance_transform`.
+        mask, spatial_dims, border, backend: as in :func:`distance_transform` (by default the
+            array's edge is background, the convention of the losses, metrics and data).
 
     Returns:
         float32 tensor/array of shape ``mask.shape[:-spatial_dims]``: 0 for an empty mask,
@@ -88,8 +97,11 @@ def object_size(mask: Any, spatial_dims: int = 2, border: str = "open",
     Example:
         >>> import torch
         >>> m = torch.zeros(2, 6, 6); m[0, 1:5, 1:4] = 1
-        >>> object_size(m, border="background")
+        >>> object_size(m)
         tensor([4., 0.])
+        >>> corner = torch.zeros(6, 6); corner[:4, :4] = 1
+        >>> object_size(corner), object_size(corner, border="open")
+        (tensor(4.), tensor(8.))
     """
     check_mask(mask, spatial_dims, border, backend)
     batch_shape = tuple(mask.shape[: mask.ndim - spatial_dims])
@@ -108,11 +120,11 @@ class DistanceTransform(nn.Module):
 
     Example:
         >>> import torch
-        >>> DistanceTransform(border="background")(torch.ones(1, 3, 3)).tolist()
+        >>> DistanceTransform()(torch.ones(1, 3, 3)).tolist()
         [[[1, 1, 1], [1, 2, 1], [1, 1, 1]]]
     """
 
-    def __init__(self, spatial_dims: int = 2, border: str = "open", backend: str = "auto"):
+    def __init__(self, spatial_dims: int = 2, border: str = "background", backend: str = "auto"):
         super().__init__()
         self.spatial_dims, self.border, self.backend = spatial_dims, border, backend
 
@@ -125,11 +137,11 @@ class ObjectSize(nn.Module):
 
     Example:
         >>> import torch
-        >>> ObjectSize(border="background")(torch.ones(1, 3, 3))
+        >>> ObjectSize()(torch.ones(1, 3, 3))
         tensor([4.])
     """
 
-    def __init__(self, spatial_dims: int = 2, border: str = "open", backend: str = "auto"):
+    def __init__(self, spatial_dims: int = 2, border: str = "background", backend: str = "auto"):
         super().__init__()
         self.spatial_dims, self.border, self.backend = spatial_dims, border, backend
 

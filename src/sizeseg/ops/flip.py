@@ -14,7 +14,7 @@ from ._inputs import as_volume_batch, check_mask, use_torch_backend, volume_shap
 from .distance import border_values
 
 
-def flip_sizes_and_size(mask: Any, spatial_dims: int = 2, border: str = "open",
+def flip_sizes_and_size(mask: Any, spatial_dims: int = 2, border: str = "background",
                         backend: str = "auto") -> tuple[Any, Any]:
     """``(flip_sizes(mask), object_size(mask))`` from one pass (what the size loss needs)."""
     check_mask(mask, spatial_dims, border, backend)
@@ -33,7 +33,7 @@ def flip_sizes_and_size(mask: Any, spatial_dims: int = 2, border: str = "open",
     return wrap_like(flips, mask, shape), wrap_like(sizes, mask, batch_shape)
 
 
-def flip_sizes(mask: Any, spatial_dims: int = 2, border: str = "open", backend: str = "auto") -> Any:
+def flip_sizes(mask: Any, spatial_dims: int = 2, border: str = "background", backend: str = "auto") -> Any:
     r"""Object size of the mask with pixel ``i`` flipped, for every pixel ``i`` at once.
 
     Entry ``i`` equals ``object_size(mask with pixel i flipped)`` exactly, computed without
@@ -53,7 +53,8 @@ def flip_sizes(mask: Any, spatial_dims: int = 2, border: str = "open", backend: 
     Work is a few passes over the image per ``k`` beyond ``M``; memory is O(V).
 
     Args:
-        mask, spatial_dims, border, backend: as in :func:`sizeseg.distance_transform`.
+        mask, spatial_dims, border, backend: as in :func:`sizeseg.distance_transform` (by default
+            the array's edge is background).
 
     Returns:
         float32 tensor/array of ``mask``'s shape (``+inf`` where the flip leaves no background
@@ -62,7 +63,7 @@ def flip_sizes(mask: Any, spatial_dims: int = 2, border: str = "open", backend: 
     Example:
         >>> import numpy as np
         >>> m = np.zeros((1, 5), bool); m[0, 1:4] = True
-        >>> flip_sizes(m, border="background")
+        >>> flip_sizes(m)
         array([[2., 2., 2., 2., 2.]], dtype=float32)
     """
     return flip_sizes_and_size(mask, spatial_dims, border, backend)[0]
@@ -73,14 +74,14 @@ class FlipSizes(nn.Module):
 
     Example:
         >>> import torch
-        >>> FlipSizes(border="background")(torch.ones(4, 4))
+        >>> FlipSizes()(torch.ones(4, 4))
         tensor([[4., 4., 4., 4.],
                 [4., 2., 2., 4.],
                 [4., 2., 2., 4.],
                 [4., 4., 4., 4.]])
     """
 
-    def __init__(self, spatial_dims: int = 2, border: str = "open", backend: str = "auto"):
+    def __init__(self, spatial_dims: int = 2, border: str = "background", backend: str = "auto"):
         super().__init__()
         self.spatial_dims, self.border, self.backend = spatial_dims, border, backend
 
