@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sizeseg.commands.bench",
     "sizeseg.commands.demo",
     "sizeseg.commands.experiment",
+    "sizeseg.commands.oracle",
     "sizeseg.commands.prepare",
     "sizeseg.commands.train",  # pretrain, finetune, evaluate, predict
 )

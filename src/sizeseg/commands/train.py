@@ -13,38 +13,75 @@ from pathlib import Path
 TRAIN_FLAGS = {
     "--model": ("model", str, "network name (unet, unet-resnet34, unet-small, ...)"),
     "--epochs": ("max_epochs", int, "maximum epochs"),
-    "--lr": ("lr", float, "Adam learning rate (default 1e-3; about 1e-4 suits size fine-tuning)"),
+    "--lr": ("lr", float, "Adam learning rate (about 1e-4 suits size fine-tuning)"),
     "--lr-step": ("lr_step", int, "multiply the learning rate by --lr-gamma every this many epochs (0: constant)"),
     "--lr-gamma": ("lr_gamma", float, "the step schedule's factor"),
     "--batch-size": ("batch_size", int, "images per batch"),
     "--patience": ("patience", int, "early-stopping patience in validations (0: off)"),
     "--monitor": ("monitor", str, "validation metric picking the best checkpoint and stopping early: val/IoU, "
-                  "val/Dice or val/E (default: val/IoU for pretrain, val/E for finetune)"),
+                  "val/Dice or val/E; empty: val/IoU for pretrain, val/E for finetune"),
     "--seed": ("seed", int, "seed of the masked subset, initialisation and batch order"),
-    "--limit-train-batches": ("limit_train_batches", int, "batches per epoch (default: all)"),
+    "--limit-train-batches": ("limit_train_batches", int, "batches per epoch"),
     "--devices": ("devices", int, "processes / devices (with --strategy ddp)"),
     "--strategy": ("strategy", str, "Lightning strategy: auto or ddp"),
     "--accelerator": ("accelerator", str, "cpu, gpu or auto"),
 }
-PRETRAIN_FLAGS = {"--m": ("m", int, "masked training images to pre-train on (default: all)")}
+PRETRAIN_FLAGS = {"--m": ("m", int, "masked training images to pre-train on")}
 FINETUNE_FLAGS = {
     "--n-samples": ("n_samples", int, "SizeLoss gradient samples n"),
-    "--m": ("m", int, "mixed mode: masked training images kept (default: all)"),
+    "--size-weight": ("size_weight", float, "weight of the size term; with the relative criterion one weight "
+                      "suits objects of any size (mixed: against BCE's weight --bce-weight)"),
+    "--bce-weight": ("bce_weight", float, "mixed mode: weight of the BCE term on the masks"),
+    "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: relative ((t - s)^2 / t^2), "
+                         "squared (the paper's, in pixels^2) or absolute"),
+    "--noise-scale": ("noise_scale", float, "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); "
+                      "1 is the paper's, smaller keeps large objects' sampled sizes near their thresholded ones"),
+    "--m": ("m", int, "mixed mode: masked training images kept"),
     "--mask-fraction": ("mask_fraction", float, "mixed mode: expected fraction of masked images per epoch"),
     "--size-matched-weight": ("size_matched_weight", float,
                               "weight of BCE to the prediction moved onto each annotated size (0: off, the default)"),
 }
 
 
+class _PrintConfig(argparse.Action):
+    """``--print-config``: print every training setting with its default and what it does, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from sizeseg.training.config import TrainConfig
+
+        print(f"# every setting of `{parser.prog}` with its default; save as a YAML file for --config "
+              "(flags override it)")
+        print(TrainConfig().to_yaml(), end="")
+        parser.exit(0)
+
+
+def _default_text(key: str) -> str:
+    from sizeseg.training.config import TrainConfig
+
+    value = getattr(TrainConfig(), key)
+    return "all" if value is None else repr(value) if value == "" else str(value)
+
+
 def _add_train_arguments(parser: argparse.ArgumentParser, extra: dict) -> None:
     parser.add_argument("--data", required=True, help="a prepared data folder (sizeseg prepare ...)")
     parser.add_argument("--out", required=True, help="run folder (checkpoints/, logs/, metrics.csv)")
-    parser.add_argument("--config", help="YAML file of training settings (flags override it)")
+    parser.add_argument("--config", help="YAML file of training settings, keys as --print-config lists them "
+                                         "(flags override it; an unknown key is an error)")
+    parser.add_argument("--print-config", action=_PrintConfig,
+                        help="print every setting (config key) with its default, then exit")
     for flag, (key, kind, text) in {**TRAIN_FLAGS, **extra}.items():
-        parser.add_argument(flag, dest=key, type=kind, default=None, help=text)
-    parser.add_argument("--no-flips", dest="flips", action="store_false", default=None, help="no random flips in pre-training")
-    parser.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a last checkpoint")
-    parser.add_argument("--progress", action="store_true", help="show the progress bar")
+        # flags default to None so that a YAML value is only overridden by a flag given
+        parser.add_argument(flag, dest=key, type=kind, default=None, help=f"{text} (default: {_default_text(key)})")
+    parser.add_argument("--no-flips", dest="flips", action="store_false", default=None,
+                        help="no random flips in pre-training (default: flips)")
+    parser.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a last checkpoint "
+                                                                 "(default: resume from OUT/checkpoints/last.ckpt)")
+    parser.add_argument("--progress", nargs="?", const="bar", default="auto", choices=("auto", "bar", "lines", "none"),
+                        help="progress output: a bar, one line per epoch, or none (default: auto, a bar when the "
+                             "output is a terminal and lines otherwise; --progress alone: bar)")
 
 
 def register(subparsers) -> None:
@@ -63,11 +100,13 @@ def register(subparsers) -> None:
     fine.set_defaults(func=_run_train, mode="finetune")
 
     ev = subparsers.add_parser("evaluate", help="E, IoU and Dice of a checkpoint on a split",
-                               description="Evaluate a checkpoint on a split of a prepared data set: mean E (eq. 22), IoU (eq. 23), Dice.")
+                               description="Evaluate a checkpoint on a split of a prepared data set: mean E (eq. 22) over "
+                                           "the images with a size, IoU (eq. 23) and Dice over the images with a mask.")
     ev.add_argument("--checkpoint", required=True, help="a .ckpt written by pretrain / finetune")
     ev.add_argument("--data", required=True, help="a prepared data folder")
     ev.add_argument("--split", default="test", help="train, val, test or all (default test)")
-    ev.add_argument("--out", help="write the scores (JSON) and per-image values (CSV) into this folder")
+    ev.add_argument("--out", help="write the scores (scores.json) and per-image E, IoU and Dice (per_image.csv) "
+                                  "into this folder (default: print only)")
     ev.set_defaults(func=_run_evaluate)
 
     pr = subparsers.add_parser("predict", help="write predicted masks (PNG or NIfTI) and a CSV of predicted sizes",
@@ -77,7 +116,11 @@ def register(subparsers) -> None:
     pr.add_argument("--data", required=True, help="a prepared data folder")
     pr.add_argument("--split", default="all", help="train, val, test or all (default all)")
     pr.add_argument("--out", required=True, help="output folder")
-    pr.add_argument("--format", choices=("png", "nifti"), default="png", help="mask file format (png only for 2D)")
+    pr.add_argument("--format", choices=("png", "nifti"), default="png",
+                    help="mask file format (png only for 2D; default png)")
+    pr.add_argument("--original-size", action="store_true",
+                    help="write each mask at its source image's size (resized back, or un-padded), named like the "
+                         "source (data from `sizeseg prepare folder`); default: the prepared size")
     pr.set_defaults(func=_run_predict)
 
 
@@ -88,6 +131,28 @@ def _config(args: argparse.Namespace):
     if args.config:
         return TrainConfig.from_yaml(args.config, overrides=flags)
     return TrainConfig.from_mapping(flags, source="flags")
+
+
+def _given_model(args: argparse.Namespace) -> str | None:
+    """The network the user named (``--model``, else the config file's ``model``), or None."""
+    if args.model is not None or not args.config:
+        return args.model
+    import yaml
+
+    values = yaml.safe_load(Path(args.config).read_text()) or {}  # _config has already checked the file
+    return values.get("model")
+
+
+def _check_init_model(init: str, given: str | None) -> None:
+    """With ``--init`` the network is the checkpoint's; a ``--model`` naming another one is an error."""
+    from sizeseg.training.checkpoints import read_checkpoint
+
+    if given is None:
+        return
+    spec = (read_checkpoint(init).get("hyper_parameters") or {}).get("model_spec") or {}
+    if spec.get("name") != given:
+        raise ValueError(f"--model: {given!r}, but the --init checkpoint {init} holds a {spec.get('name')!r} network; "
+                         "leave --model out (the network comes from --init) or start from another checkpoint")
 
 
 def _load(folder: str, split: str):
@@ -106,12 +171,26 @@ def _run_train(args: argparse.Namespace) -> int:
     init = getattr(args, "init", None)
     if init is not None and not Path(init).is_file():
         raise FileNotFoundError(f"--init: {init}: checkpoint not found")
+    if init is not None:
+        _check_init_model(init, _given_model(args))
     if mode == "finetune" and init is None:
         print("note: fine-tuning from a freshly initialised network (no --init given)")
     data = load_prepared(args.data)
-    result = train(mode, data, args.out, cfg, init=init, resume=not args.no_resume, progress_bar=args.progress)
-    print(f"{mode}: {result.seconds:.1f} s; best checkpoint {result.best}; log {result.metrics_csv}")
+    result = train(mode, data, args.out, cfg, init=init, resume=not args.no_resume, progress_bar=args.progress,
+                   say=print)
+    for line in train_summary(mode, result):
+        print(line)
     return 0
+
+
+def train_summary(mode: str, result) -> list[str]:
+    """What a run did, for the user: time, files and how its best epoch compares with its start."""
+    lines = [f"{mode}: {result.seconds:.1f} s; best checkpoint {result.best}; log {result.metrics_csv}"]
+    if result.start_score is not None:
+        best = "none" if result.best_score is None else f"{result.best_score:.4g}"
+        lines.append(f"validation {result.monitor}: start {result.start_score:.4g}, best epoch {best}"
+                     + (" (never better than the start: best.ckpt is the start)" if result.start_kept else ""))
+    return lines
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -121,16 +200,73 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     data = _load(args.data, args.split)
     scores = evaluate_model(model, data)
-    print(f"{args.split}: {scores['n']} images; E {scores['E']:.4g}  IoU {scores['IoU']:.4f}  Dice {scores['Dice']:.4f}")
+    print(evaluate_line(args.split, scores))
     if args.out:
         out = Path(args.out)
-        write_json(out / "scores.json", {k: scores[k] for k in ("E", "IoU", "Dice", "n")} | {"checkpoint": args.checkpoint, "split": args.split})
-        write_csv(out / "per_image.csv", [{"id": i, "E": float(e)} for i, e in zip(data.ids, scores["E_per_image"])])
+        keys = ("E", "IoU", "Dice", "n", "n_masks", "n_sizes")
+        write_json(out / "scores.json", {k: scores[k] for k in keys} | {"checkpoint": args.checkpoint, "split": args.split})
+        write_csv(out / "per_image.csv", per_image_rows(data, scores), ["id", "has_mask", "size", "predicted_size",
+                                                                        "E", "IoU", "Dice"])
     return 0
+
+
+def evaluate_line(split: str, scores: dict) -> str:
+    """``test: 32 images; 6 with masks: IoU 0.8343, Dice 0.9012; 32 with sizes: E 12.3``."""
+    masks = (f"{scores['n_masks']} with masks: IoU {scores['IoU']:.4f}, Dice {scores['Dice']:.4f}"
+             if scores["n_masks"] else "none with a mask (no IoU, Dice)")
+    sizes = f"{scores['n_sizes']} with sizes: E {scores['E']:.4g}" if scores["n_sizes"] else "none with a size (no E)"
+    return f"{split}: {scores['n']} images; {masks}; {sizes}"
+
+
+def per_image_rows(data, scores: dict) -> list[dict]:
+    """One row per item: id, has_mask, size, predicted size, E, IoU and Dice (blank where not defined)."""
+    import numpy as np
+
+    has = np.asarray(data.has_mask, bool)
+    iou = dict(zip(np.flatnonzero(has).tolist(), scores["IoU_per_image"].tolist()))
+    dice = dict(zip(np.flatnonzero(has).tolist(), scores["Dice_per_image"].tolist()))
+    rows = []
+    for i, item in enumerate(data.ids):
+        size, e = float(data.sizes[i]), float(scores["E_per_image"][i])
+        rows.append({"id": str(item), "has_mask": int(has[i]), "size": "" if np.isnan(size) else size,
+                     "predicted_size": float(scores["predicted_size"][i]), "E": "" if np.isnan(e) else e,
+                     "IoU": iou.get(i, ""), "Dice": dice.get(i, "")})
+    return rows
+
+
+def mask_names(data, suffix: str) -> list[str]:
+    """A file name per item, unique: the source's name for 2D sources (``IMD002.png``; the stem and
+    ``suffix`` when the source is not a ``suffix`` file), with ``_<slice>`` for slices of volumes."""
+    from sizeseg.data.nifti import nifti_stem
+
+    names = []
+    for source, index in zip(data.sources, data.slices):
+        source = str(source)
+        stem = nifti_stem(Path(source)) if source.lower().endswith((".nii", ".nii.gz")) else Path(source).stem
+        base = _safe_name(stem) + ("" if int(index) < 0 else f"_{int(index)}")
+        names.append(base + suffix)
+    if len(set(names)) < len(names):  # two sources with one stem: fall back to the (unique) ids
+        names = [_safe_name(str(i)) + suffix for i in data.ids]
+    if len(set(names)) < len(names):
+        names = [f"{k:06d}_{n}" for k, n in enumerate(names)]
+    return names
 
 
 def _safe_name(item_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(item_id))
+
+
+def to_source_shape(logits, source_shape, fit: str):
+    """One item's logits (*spatial) back at its source's shape: resized (``fit="resize"``) or
+    un-padded / re-padded (``fit="pad"``; what the crop cut away is background)."""
+    import numpy as np
+
+    from sizeseg.data.geometry import center_crop_or_pad, resize
+
+    logits = np.asarray(logits, np.float32)
+    if fit == "resize":
+        return resize(logits, tuple(int(n) for n in source_shape), order=1)
+    return center_crop_or_pad(logits, tuple(int(n) for n in source_shape), fill=-1.0)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
@@ -144,29 +280,38 @@ def _run_predict(args: argparse.Namespace) -> int:
     data = _load(args.data, args.split)
     if args.format == "png" and len(data.spatial_shape) != 2:
         raise ValueError(f"--format png: needs 2D items, got spatial shape {data.spatial_shape}; use --format nifti")
+    fit = data.params.get("fit", "pad")
+    if args.original_size and ("source_shape" not in data.extra or fit not in ("resize", "pad")):
+        raise ValueError(f"--original-size: {args.data} records no source shapes; it needs data prepared by "
+                         "`sizeseg prepare folder` (prepare it again with this version)")
     out = Path(args.out)
+    suffix = ".png" if args.format == "png" else ".nii.gz"
+    names = mask_names(data, suffix)
     rows = []
     for start in range(0, len(data), 256):
         logits = predict_logits(model, data.images[start:start + 256])
         sizes = predicted_size(logits).numpy()
-        masks = (logits[:, 0] > 0).numpy().astype(np.uint8)
-        for k, mask in enumerate(masks):
+        for k in range(len(logits)):
             i = start + k
-            name = _safe_name(data.ids[i])
+            item = logits[k, 0].numpy()
+            if args.original_size:
+                item = to_source_shape(item, data.extra["source_shape"][i], fit)
+            mask = (item > 0).astype(np.uint8)
             if args.format == "png":
                 from PIL import Image
 
-                with atomic_path(out / "masks" / f"{name}.png") as tmp:
+                with atomic_path(out / "masks" / names[i]) as tmp:
                     Image.fromarray(mask * 255).save(tmp, format="PNG")
             else:
                 import gzip
 
                 import nibabel as nib
 
-                atomic_write_bytes(out / "masks" / f"{name}.nii.gz", gzip.compress(nib.Nifti1Image(mask, np.eye(4)).to_bytes()))
+                atomic_write_bytes(out / "masks" / names[i], gzip.compress(nib.Nifti1Image(mask, np.eye(4)).to_bytes()))
             annotated = float(data.sizes[i])
-            rows.append({"id": str(data.ids[i]), "file": f"masks/{name}.{'png' if args.format == 'png' else 'nii.gz'}",
+            rows.append({"id": str(data.ids[i]), "file": f"masks/{names[i]}",
                          "predicted_size": float(sizes[k]), "annotated_size": "" if np.isnan(annotated) else annotated})
     write_csv(out / "sizes.csv", rows, ["id", "file", "predicted_size", "annotated_size"])
-    print(f"wrote {len(rows)} masks to {out / 'masks'} and sizes to {out / 'sizes.csv'}")
+    where = "at each source image's size" if args.original_size else f"at the prepared size {data.spatial_shape}"
+    print(f"wrote {len(rows)} masks {where} to {out / 'masks'} and sizes (at the prepared size) to {out / 'sizes.csv'}")
     return 0

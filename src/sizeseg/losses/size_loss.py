@@ -45,7 +45,7 @@ from .size_criteria import SizeCriterion, get_criterion
 
 REDUCTIONS = ("mean", "sum", "none")
 #: the scale tau of the logistic noise unless one is given (the paper's is 1; see the module doc)
-DEFAULT_NOISE_SCALE = 1.0
+DEFAULT_NOISE_SCALE = 0.25
 
 
 def check_noise_scale(noise_scale: Any, entries: tuple[int, int], device: torch.device) -> torch.Tensor:

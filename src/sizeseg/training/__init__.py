@@ -1,14 +1,35 @@
-"""Training: the LightningModule, loss-term adapters, data glue, the Trainer factory and the modes."""
+"""Training: the LightningModule, loss-term adapters, data glue, the Trainer factory and the modes.
 
-from sizeseg.training.config import TrainConfig
-from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
-from sizeseg.training.loss_terms import BCETerm, LossTerm, SizeMatchedTerm, SizeTerm, zero_like_graph
-from sizeseg.training.module import SegmentationModule
-from sizeseg.training.pipeline import TrainResult, evaluate_model, load_model, predict_logits, train
-from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer, merge_metrics
+Names are imported on first use, so that ``sizeseg.training.config`` (what ``--help`` reads its
+defaults from) loads without Lightning.
+"""
 
-__all__ = [
-    "BCETerm", "LossTerm", "SegmentationDataModule", "SegmentationModule", "SizeMatchedTerm", "SizeTerm",
-    "TrainConfig", "TrainResult", "best_checkpoint", "evaluate_model", "fit", "last_checkpoint",
-    "load_model", "make_trainer", "merge_metrics", "predict_logits", "train", "mode_dataset", "eval_dataset", "zero_like_graph",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "TrainConfig": "config",
+    "SegmentationDataModule": "data", "eval_dataset": "data", "mode_dataset": "data",
+    "BCETerm": "loss_terms", "LossTerm": "loss_terms", "SizeMatchedTerm": "loss_terms", "SizeTerm": "loss_terms",
+    "zero_like_graph": "loss_terms",
+    "SegmentationModule": "module",
+    "TrainResult": "pipeline", "evaluate_model": "pipeline", "load_model": "pipeline", "predict_logits": "pipeline",
+    "train": "pipeline",
+    "best_checkpoint": "trainer", "fit": "trainer", "last_checkpoint": "trainer", "make_trainer": "trainer",
+    "merge_metrics": "trainer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 TRAINING_MODES = ("pretrain", "finetune", "mixed")
 
@@ -74,6 +74,38 @@ class RepeatSampler(Sampler):
             yield from torch.randperm(self.n, generator=self.generator).tolist()
 
 
+class NoSingletonBatchSampler(BatchSampler):
+    """Batches of ``batch_size`` with the last partial batch kept, except that a last batch of one
+    item joins the batch before it: every item is seen each epoch, and batch normalisation, which
+    cannot train on one image, never gets a batch of one.
+
+    Example:
+        >>> [len(b) for b in NoSingletonBatchSampler(range(9), batch_size=4, drop_last=False)]
+        [4, 5]
+        >>> [len(b) for b in NoSingletonBatchSampler(range(10), batch_size=4, drop_last=False)]
+        [4, 4, 2]
+    """
+
+    def __iter__(self):
+        pending = None
+        for batch in super().__iter__():
+            if pending is not None:
+                if len(batch) == 1 and not self.drop_last:
+                    batch = pending + batch
+                else:
+                    yield pending
+            pending = batch
+        if pending is not None:
+            yield pending
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        if self.drop_last:
+            return n // self.batch_size
+        full, rest = divmod(n, self.batch_size)
+        return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
 class SegmentationDataModule(pl.LightningDataModule):
     """Loaders over datasets of batch dictionaries; in mixed runs masked items make ``mask_fraction`` of each epoch.
 
@@ -118,15 +150,20 @@ class SegmentationDataModule(pl.LightningDataModule):
                 g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
                 sampler = WeightedRandomSampler(torch.from_numpy(weights), len(dataset), replacement=True, generator=g)
                 shuffle = False
-        size = len(dataset)
         if name == "train" and sampler is None and self.epoch_items and len(dataset) < self.epoch_items:
             repeats = -(-self.epoch_items // len(dataset))
             epoch = self.trainer.current_epoch if self.trainer is not None else 0
             sampler = RepeatSampler(len(dataset), repeats, torch.Generator().manual_seed(self.seed * 100003 + epoch))
-            shuffle, size = False, len(dataset) * repeats
-        # drop_last: a last batch of one image would break batch normalisation.
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler,
-                          num_workers=self.num_workers, drop_last=name == "train" and size > self.batch_size)
+            shuffle = False
+        if name != "train":
+            return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler,
+                              num_workers=self.num_workers)
+        # every training item each epoch (a partial last batch is kept), but no batch of one image:
+        # batch normalisation cannot train on it
+        if sampler is None:
+            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        batches = NoSingletonBatchSampler(sampler, batch_size=self.batch_size, drop_last=False)
+        return DataLoader(dataset, batch_sampler=batches, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

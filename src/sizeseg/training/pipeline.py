@@ -5,11 +5,12 @@ These functions join data, model, loss terms and Trainer; the CLI and the experi
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,16 +29,29 @@ from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make
 #: validation E, as the paper did.
 MONITOR = {"pretrain": "val/IoU", "finetune": "val/E", "mixed": "val/E"}
 #: metrics ``TrainConfig.monitor`` may name, with their direction
-MONITORABLE = {"val/IoU": "max", "val/Dice": "max", "val/E": "min"}
+from sizeseg.training.selection import MONITORABLE  # noqa: E402
 
 
 @dataclass
 class TrainResult:
+    """A finished run: its files, and how its best epoch compares with its start.
+
+    ``monitor`` is the metric that picked ``best``; ``start_score`` its value for the ``init``
+    network on validation (None without ``init``), ``best_score`` the best epoch's; ``start_kept``
+    says that no epoch beat the start, so ``best`` holds the start's weights; ``messages`` are the
+    notes and warnings the run gave.
+    """
+
     out_dir: Path
     best: Path | None
     last: Path | None
     metrics_csv: Path
     seconds: float
+    monitor: str = ""
+    start_score: float | None = None
+    best_score: float | None = None
+    start_kept: bool = False
+    messages: list[str] = field(default_factory=list)
 
 
 def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
@@ -47,7 +61,8 @@ def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
     if mode in ("pretrain", "mixed"):
         terms.append(BCETerm(weight=cfg.bce_weight))
     if mode in ("finetune", "mixed"):
-        terms.append(SizeTerm(n_samples=cfg.n_samples, weight=cfg.size_weight))
+        terms.append(SizeTerm(n_samples=cfg.n_samples, weight=cfg.size_weight, criterion=cfg.size_criterion,
+                              noise_scale=cfg.noise_scale))
         if cfg.size_matched_weight > 0:
             terms.append(SizeMatchedTerm(weight=cfg.size_matched_weight))
     if not terms:
@@ -92,7 +107,8 @@ def _model_and_spec(checkpoint: str | Path) -> tuple[nn.Module, dict]:
 
 
 def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Path | None = None,
-          resume: bool = True, progress_bar: bool = True) -> TrainResult:
+          resume: bool = True, progress_bar: bool | str | None = True,
+          say: Callable[[str], None] | None = None) -> TrainResult:
     """Train in ``mode`` on prepared ``data`` (with train and val splits), writing to ``out_dir``.
 
     Args:
@@ -101,21 +117,44 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         data: a ``PreparedData`` with ``train`` and ``val`` splits.
         out_dir: the run folder (checkpoints/, logs/metrics.csv).
         cfg: the run's settings.
-        init: a checkpoint whose weights start the run (e.g. the pre-trained network).
+        init: a checkpoint whose weights start the run (e.g. the pre-trained network). The start is
+            scored on validation first; when no epoch beats it, ``best.ckpt`` holds the start.
         resume: continue from ``out_dir/checkpoints/last.ckpt`` when it exists.
+        progress_bar: ``True``/``"bar"`` a progress bar, ``"lines"`` one line per epoch, ``False``/
+            ``"none"`` nothing, ``"auto"``/None a bar on a terminal and lines otherwise.
+        say: called with each note or warning for the user (the monitor chosen, too few validation
+            masks, the start kept); they are also in ``TrainResult.messages``.
+
+    The metric that picks ``best.ckpt`` is ``cfg.monitor`` or the mode's default; pre-training
+    falls back to validation E when validation has sizes and no mask
+    (:func:`~sizeseg.training.selection.choose_monitor`).
     """
     import lightning.pytorch as pl
+
+    from sizeseg.training.progress import EpochLines, resolve_progress
+    from sizeseg.training.selection import beats, choose_monitor, start_score
 
     if mode not in MONITOR:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
     if cfg.monitor and cfg.monitor not in MONITORABLE:
         raise ValueError(f"monitor: expected one of {', '.join(MONITORABLE)} or empty (the mode's default), got {cfg.monitor!r}")
+    say = say or (lambda message: None)
+    progress = resolve_progress(progress_bar)
+    val = data.split("val")
+    monitor, messages = choose_monitor(MONITOR[mode], cfg.monitor, val)
+    for message in messages:
+        say(message)
     train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
-    val_set = eval_dataset(data.split("val"))
+    val_set = eval_dataset(val)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": 1,
             "spatial_dims": int(data.images.ndim - 2)}
     model, spec = _model_and_spec(init) if init is not None else (build_model(**spec), spec)
+    start, start_weights = None, None
+    if init is not None:
+        start = start_score(model, val, monitor)
+        start_weights = copy.deepcopy(model.state_dict())
+        say(f"start ({Path(init).name}): {monitor} {start:.4g} on validation")
     module = SegmentationModule(
         model.train(), loss_terms_for(mode, cfg), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
         model_spec=spec,
@@ -124,17 +163,42 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         train_set, val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
         mask_fraction=cfg.mask_fraction if mode == "mixed" else None, epoch_items=cfg.epoch_items,
     )
-    monitor = cfg.monitor or MONITOR[mode]
+    # Lightning's banners and its advertisement for a logging service go to INFO; keep warnings
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     trainer = make_trainer(
         out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=MONITORABLE[monitor], patience=cfg.patience or None,
-        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress_bar,
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress == "bar",
         limit_train_batches=cfg.limit_train_batches, val_every=cfg.val_every,
     )
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    start = time.perf_counter()
+    if progress == "lines":
+        trainer.callbacks.append(EpochLines())
+    began = time.perf_counter()
     fit(trainer, module, datamodule, resume=resume)
+    best_score = _best_score(trainer)
+    kept = start is not None and not beats(best_score, start, monitor)
+    if kept:
+        # no epoch beat the start on the metric that picks best.ckpt: best.ckpt is the start
+        module.model.load_state_dict(start_weights)
+        trainer.save_checkpoint(Path(out_dir) / "checkpoints" / "best.ckpt", weights_only=True)
+        messages.append(f"fine-tuning never beat its start on validation ({monitor} start {start:.4g}, best epoch "
+                        f"{_fmt(best_score)}): best.ckpt holds the start's weights")
+        say(messages[-1])
     return TrainResult(Path(out_dir), best_checkpoint(out_dir), last_checkpoint(out_dir),
-                       Path(out_dir) / "metrics.csv", time.perf_counter() - start)
+                       Path(out_dir) / "metrics.csv", time.perf_counter() - began, monitor=monitor,
+                       start_score=start, best_score=best_score, start_kept=kept, messages=messages)
+
+
+def _best_score(trainer) -> float | None:
+    """The best monitored score of the run (the "best" checkpoint callback's), or None."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "monitor", None) and callback.best_model_score is not None:
+            return float(callback.best_model_score)
+    return None
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4g}"
 
 
 @torch.no_grad()
@@ -149,7 +213,10 @@ def predict_logits(model: nn.Module, images: np.ndarray | torch.Tensor, batch_si
 def evaluate_model(model: nn.Module, data, batch_size: int = 64) -> dict[str, Any]:
     """Mean E (images with a size), IoU and Dice (images with a mask) of ``model`` on ``data``.
 
-    Returns a dict with the means, ``n`` and the per-image arrays (``E_per_image``, ``IoU_per_image``).
+    Returns a dict with the means, ``n`` (images), ``n_masks`` (images with a mask: IoU and Dice
+    are their means), ``n_sizes`` (images with a size: E is their mean), the per-image arrays
+    ``E_per_image`` (N,; NaN without a size), ``IoU_per_image`` and ``Dice_per_image`` (one per
+    masked image, in order) and ``predicted_size`` (N,).
     """
     return evaluate_logits(predict_logits(model, data.images, batch_size), data)
 
@@ -157,7 +224,8 @@ def evaluate_model(model: nn.Module, data, batch_size: int = 64) -> dict[str, An
 def evaluate_logits(logits: torch.Tensor, data) -> dict[str, Any]:
     """:func:`evaluate_model`'s scores of logits (N, 1, *spatial) for the items of ``data`` (mask: logits > 0)."""
     sizes = torch.from_numpy(np.asarray(data.sizes, np.float32))
-    e = squared_size_error(predicted_size(logits), sizes)
+    pred_sizes = predicted_size(logits)
+    e = squared_size_error(pred_sizes, sizes)
     has = torch.from_numpy(np.asarray(data.has_mask, bool))
     target = torch.from_numpy(np.asarray(data.masks) > 0)[has]
     pred = logits[has][:, 0] > 0
@@ -167,6 +235,7 @@ def evaluate_logits(logits: torch.Tensor, data) -> dict[str, Any]:
         "E": float(np.nanmean(e.numpy())) if (~torch.isnan(e)).any() else float("nan"),
         "IoU": float(iou.mean()) if len(iou) else float("nan"),
         "Dice": float(dice.mean()) if len(dice) else float("nan"),
-        "n": int(len(data)),
-        "E_per_image": e.numpy(), "IoU_per_image": iou.numpy(),
+        "n": int(len(data)), "n_masks": int(has.sum()), "n_sizes": int((~torch.isnan(sizes)).sum()),
+        "E_per_image": e.numpy(), "IoU_per_image": iou.numpy(), "Dice_per_image": dice.numpy(),
+        "predicted_size": pred_sizes.numpy(),
     }

@@ -13,6 +13,9 @@ from sizeseg.experiments.hippocampus.profiles import FINETUNE_STAGES, ORACLE_STA
 from sizeseg.experiments.hippocampus.reports import report_pretraining, report_samples
 from sizeseg.experiments.report import read_csv, write_json
 
+#: the paper's size loss (logistic noise of scale 1, squared error): this experiment reproduces it
+PAPER_SIZE_LOSS = {"noise_scale": 1.0, "size_criterion": "squared"}
+
 
 def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
     """Pre-training on m masks (all ``n_train`` for m None): the profile's step budget as whole epochs that end
@@ -27,7 +30,8 @@ def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
     return TrainConfig(model=profile.model, lr=profile.lr, batch_size=profile.batch_size, max_epochs=epochs,
                        patience=profile.pretrain_patience, m=m, seed=seed, val_every=val_every, flips=True,
                        # val/IoU is pre-training's default: "" keeps the configs of runs cached before `monitor` existed equal
-                       monitor="" if profile.pretrain_monitor == "val/IoU" else profile.pretrain_monitor)
+                       monitor="" if profile.pretrain_monitor == "val/IoU" else profile.pretrain_monitor,
+                       **PAPER_SIZE_LOSS)
 
 
 def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int = 1, epochs: int | None = None):
@@ -37,7 +41,7 @@ def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int =
     return TrainConfig(model=profile.model, lr=profile.finetune_lr, batch_size=profile.batch_size,
                        max_epochs=epochs or profile.finetune_epochs, patience=profile.finetune_patience,
                        m=m, seed=seed, n_samples=n_samples, limit_train_batches=profile.finetune_batches,
-                       mask_fraction=profile.mask_fraction)
+                       mask_fraction=profile.mask_fraction, **PAPER_SIZE_LOSS)
 
 
 def _scores(checkpoint: Path, split) -> dict:
@@ -49,16 +53,11 @@ def _scores(checkpoint: Path, split) -> dict:
 
 def true_size_scores(checkpoint: Path, split) -> dict:
     """IoU, Dice and E of the network's test masks moved onto the true sizes (see ORACLE_STAGE)."""
-    import numpy as np
-
-    from sizeseg.ops import size_matched_mask
     from sizeseg.training import load_model, predict_logits
-    from sizeseg.training.pipeline import evaluate_logits
+    from sizeseg.training.oracle import size_oracle
 
-    logits = predict_logits(load_model(checkpoint), split.images)
-    matched = size_matched_mask(logits[:, 0], np.asarray(split.sizes, np.float32))
-    s = evaluate_logits(matched[:, None].float() * 2 - 1, split)  # the matched mask as logits of ±1
-    return {"IoU": s["IoU"], "Dice": s["Dice"], "E": s["E"]}
+    s = size_oracle(predict_logits(load_model(checkpoint), split.images), split)
+    return {"IoU": s["oracle_IoU"], "Dice": s["oracle_Dice"], "E": s["oracle_E"]}
 
 
 def read_epochs(metrics_csv: Path) -> list[dict]:
@@ -85,7 +84,7 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
     done = run_dir / "done.json"
     if done.is_file():  # reused only with the settings asked for now (keys it predates count as their defaults)
         info = json.loads(done.read_text())
-        check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig().to_dict())
+        check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig.record_defaults())
         return TrainResult(run_dir, best_checkpoint(run_dir), last_checkpoint(run_dir), run_dir / "metrics.csv", info["seconds"])
     result = train(mode, data, run_dir, cfg, init=init, progress_bar=progress_bar)
     write_json(done, {"seconds": result.seconds, "config": cfg.to_dict(), "init": str(init) if init else None})

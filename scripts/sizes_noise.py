@@ -1,0 +1,292 @@
+"""Which noise scale and size criterion let size fine-tuning work on objects of 4 to 80 px?
+
+Synthetic images (96x96, :func:`sizeseg.data.synthetic.synthetic_item`) hold one object each, drawn
+in four bands of object size (about 4-10, 10-20, 20-40 and 40-80 px). Two parts, each method
+against the same start:
+
+A. The loss alone (seconds): per-pixel logits, free parameters, start as a calibrated prediction
+   of the wrong size (the true mask dilated or eroded by ~15 % of its size) and move under each
+   loss with Adam. What the loss drives the thresholded size and the mask to, without a network.
+B. Size fine-tuning of a network (minutes on an idle CPU): a U-Net pre-trained on a few masks is
+   fine-tuned on the sizes of every training image.
+
+Methods:
+
+- ``control`` (B only): BCE on the same masks, the same schedule (training longer without sizes);
+- ``size tau=T``: SizeLoss, squared error, logistic noise of scale T (1 is the paper's);
+- ``relative tau=T``: SizeLoss with the relative criterion ``(t - s)^2 / t^2``;
+- ``matched``: BCE to the prediction moved onto the annotated size (``size_matched_bce``).
+
+Per size band of the test images: the thresholded size error E, the IoU, and the paired IoU change
+against the start with its standard error over the band's images. Writes ``OUT/results.csv`` and
+``OUT/report.md``.
+
+    nice -n 19 python scripts/sizes_noise.py --out results/sizes-noise
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: (low, high) object size of each band, and the semi-axis range (fraction of the side) drawn for it
+BANDS = {"4-10": (4, 10, (0.03, 0.06)), "10-20": (10, 20, (0.07, 0.13)),
+         "20-40": (20, 40, (0.15, 0.26)), "40-80": (40, 80, (0.35, 0.7))}
+
+
+def make_data(n: int, side: int, seed: int):
+    """n items, band i % 4, keeping only objects whose size falls inside their band."""
+    from sizeseg.data.sizes import object_sizes
+    from sizeseg.data.synthetic import synthetic_item
+
+    images, masks, bands = [], [], []
+    index = 0
+    names = list(BANDS)
+    while len(images) < n:
+        band = names[len(images) % len(names)]
+        low, high, radius = BANDS[band]
+        img, msk = synthetic_item(seed, index, (side, side), radius_range=radius, fraction_range=(1e-4, 0.95))
+        index += 1
+        size = float(object_sizes(msk[None])[0])
+        if low <= size <= high:
+            images.append(img)
+            masks.append(msk)
+            bands.append(band)
+    images = torch.from_numpy(np.stack(images))[:, None]
+    masks = torch.from_numpy(np.stack(masks)).float()[:, None]
+    sizes = torch.from_numpy(object_sizes(masks[:, 0].numpy().astype(np.uint8)))
+    return images, masks, sizes, np.array(bands)
+
+
+def start_logits(masks: torch.Tensor, sizes: torch.Tensor, seed: int, error: float = 0.15) -> torch.Tensor:
+    """Logits of a calibrated but wrongly sized prediction: the true mask dilated or eroded by about
+    ``error`` x its size / 2 (at least 1 px), its boundary roughened by smooth noise, as the signed
+    distance to that boundary (1 per px, clipped at +-6)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for mask, size in zip(masks[:, 0].numpy() > 0.5, sizes.tolist()):
+        step = max(1, round(error * size / 2)) * rng.choice([-1, 1])
+        square = np.ones((2 * abs(step) + 1,) * 2, bool)  # a Chebyshev ball: the size moves by 2 * step
+        moved = ndimage.binary_dilation(mask, square) if step > 0 else ndimage.binary_erosion(mask, square)
+        signed = ndimage.distance_transform_edt(moved) - ndimage.distance_transform_edt(~moved)
+        rough = ndimage.gaussian_filter(rng.normal(size=mask.shape), 2.0)
+        out.append(np.clip(signed - 0.5 + rough / (rough.std() + 1e-12) * 0.7, -6, 6))
+    return torch.from_numpy(np.stack(out)).float()[:, None]
+
+
+def free_logit_rows(images, masks, sizes, bands, methods, steps: int, lr: float, seed: int) -> list[dict]:
+    """Part A: the loss alone. Each method moves free per-pixel logits (Adam, ``steps`` steps) from
+    :func:`start_logits`; thresholded E and IoU against the true masks, per band."""
+    from sizeseg.metrics import iou_score, predicted_size
+
+    def score(logits):
+        return {"E": ((predicted_size(logits) - sizes) ** 2).numpy(),
+                "IoU": iou_score(logits[:, 0] > 0, masks[:, 0] > 0.5).numpy()}
+
+    init = start_logits(masks, sizes, seed)
+    start = score(init)
+    rows = band_rows("start (sized wrong)", start, start, bands)
+    for method in methods:
+        if method == "control":
+            continue
+        torch.manual_seed(seed)
+        logits = init.clone().requires_grad_(True)
+        opt = torch.optim.Adam([logits], lr=lr)
+        fn = loss_fn(method, 1, seed)
+        for _ in range(steps):
+            loss = fn(logits, masks, sizes)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        rows += band_rows(method, score(logits.detach()), start, bands)
+    return rows
+
+
+def batches(n: int, batch: int, rng: np.random.Generator):
+    order = rng.permutation(n)
+    # no batch of one image: batch normalisation needs two
+    return [order[i:i + batch] for i in range(0, n, batch) if len(order[i:i + batch]) > 1]
+
+
+def flip(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+    for axis in (2, 3):
+        if rng.random() < 0.5:
+            x, y = x.flip(axis), y.flip(axis)
+    return x, y
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    out = torch.cat([model(images[i:i + 32]) for i in range(0, len(images), 32)])
+    model.train()
+    return out
+
+
+def scores(model, images, masks, sizes) -> dict:
+    from sizeseg.metrics import iou_score, predicted_size
+
+    logits = predict(model, images)
+    pred_size = predicted_size(logits)
+    return {"E": ((pred_size - sizes) ** 2).numpy(), "IoU": iou_score(logits[:, 0] > 0, masks[:, 0] > 0.5).numpy(),
+            "size": pred_size.numpy()}
+
+
+def loss_fn(method: str, n_samples: int, seed: int):
+    """A function (logits, masks, sizes) -> loss for a fine-tuning method."""
+    from sizeseg.losses.size_loss import SizeLoss
+    from sizeseg.losses.size_matched_bce import size_matched_bce
+
+    if method == "control":
+        return lambda logits, masks, sizes: F.binary_cross_entropy_with_logits(logits, masks)
+    if method == "matched":
+        return lambda logits, masks, sizes: size_matched_bce(logits, sizes)
+    kind, tau = method.split(" tau=")
+    criterion = {"size": "squared", "relative": "relative"}[kind]
+    loss = SizeLoss(n_samples=n_samples, criterion=criterion, noise_scale=float(tau), seed=seed)
+    return lambda logits, masks, sizes: loss(logits, sizes)
+
+
+def train_steps(model, images, masks, sizes, fn, epochs: int, batch: int, lr: float, seed: int,
+                augment: bool = False) -> None:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in batches(len(images), batch, rng):
+            x, y = images[idx], masks[idx]
+            if augment:
+                x, y = flip(x, y, rng)
+            loss = fn(model(x), y, sizes[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def band_rows(method: str, now: dict, start: dict, bands: np.ndarray) -> list[dict]:
+    rows = []
+    for band in list(BANDS) + ["all"]:
+        keep = np.ones(len(bands), bool) if band == "all" else bands == band
+        diff = now["IoU"][keep] - start["IoU"][keep]
+        rows.append({"method": method, "band": band, "n": int(keep.sum()),
+                     "E": float(now["E"][keep].mean()), "rel_E": float(np.sqrt(now["E"][keep].mean())),
+                     "IoU": float(now["IoU"][keep].mean()), "dIoU": float(diff.mean()),
+                     "dIoU_se": float(diff.std(ddof=1) / math.sqrt(keep.sum()))})
+    return rows
+
+
+def table(rows: list[dict]) -> list[str]:
+    """Markdown rows: E per band, then the paired IoU change per band (± its standard error)."""
+    names = list(BANDS) + ["all"]
+    lines = ["| method | " + " | ".join(f"E {b}" for b in names) + " | " + " | ".join(f"ΔIoU {b}" for b in names) + " |",
+             "|" + "---|" * (1 + 2 * len(names))]
+    by = {(r["method"], r["band"]): r for r in rows}
+    for m in dict.fromkeys(r["method"] for r in rows):
+        cells = [f"{by[(m, b)]['E']:.1f}" for b in names]
+        cells += [f"{by[(m, b)]['dIoU']:+.3f} ± {by[(m, b)]['dIoU_se']:.3f}" for b in names]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    first = rows[0]["method"]
+    lines += ["", "Images per band: " + ", ".join(f"{b}: {by[(first, b)]['n']}" for b in BANDS) + "."]
+    return lines
+
+
+def report(free: list[dict], net: list[dict], args, seconds: float) -> str:
+    lines = [f"Synthetic objects in {args.side}x{args.side} images, four bands of object size; seed {args.seed}; "
+             f"{seconds:.0f} s.", "",
+             "E: mean squared size error of the thresholded prediction (logits > 0) in each band. "
+             "ΔIoU: mean paired IoU change against the start ± its standard error over the band's images.", "",
+             f"## A. The loss alone: free per-pixel logits, {args.images - args.train} images, "
+             f"{args.free_steps} Adam steps at lr {args.free_lr:g}", "",
+             "Start: each true mask dilated or eroded by ~15 % of its size, boundary roughened, logits = signed "
+             "distance (1 per px).", ""] + table(free)
+    if net:
+        lines += ["", f"## B. Size fine-tuning of a network ({args.model}): {args.train} training images, pre-trained "
+                  f"on {args.masks} masks for {args.pretrain_epochs} epochs, fine-tuned for {args.epochs} epochs at lr "
+                  f"{args.lr:g} (control: BCE on the same masks, same number of steps); test "
+                  f"{args.images - args.train} images", ""] + table(net)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", required=True, help="output folder (results.csv, report.md)")
+    parser.add_argument("--images", type=int, default=240, help="synthetic images")
+    parser.add_argument("--train", type=int, default=160, help="training images (the rest is the test set)")
+    parser.add_argument("--masks", type=int, default=24, help="masked training images for pre-training")
+    parser.add_argument("--side", type=int, default=96, help="image side in pixels")
+    parser.add_argument("--free-steps", type=int, default=60, help="part A: Adam steps on the free logits")
+    parser.add_argument("--free-lr", type=float, default=0.05, help="part A: Adam learning rate on the logits")
+    parser.add_argument("--no-network", action="store_true", help="part A only (seconds instead of minutes)")
+    parser.add_argument("--pretrain-epochs", type=int, default=40, help="part B: pre-training epochs over the masks")
+    parser.add_argument("--epochs", type=int, default=3, help="part B: fine-tuning epochs over the training sizes")
+    parser.add_argument("--lr", type=float, default=1e-4, help="part B: fine-tuning learning rate")
+    parser.add_argument("--batch", type=int, default=12, help="part B: images per batch")
+    parser.add_argument("--n-samples", type=int, default=1, help="SizeLoss samples n")
+    parser.add_argument("--methods", default="control,size tau=1,size tau=0.5,size tau=0.25,size tau=0.1,"
+                        "relative tau=1,relative tau=0.25,matched", help="comma-separated fine-tuning methods")
+    parser.add_argument("--model", default="unet-small", help="part B: network")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the masks and the training")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a loaded machine more threads wait on each other)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from sizeseg.experiments.report import write_csv
+    from sizeseg.io_utils import atomic_write_text
+    from sizeseg.models import build_model
+
+    t0 = time.perf_counter()
+    methods = args.methods.split(",")
+    images, masks, sizes, bands = make_data(args.images, args.side, args.seed)
+    tr, te = slice(0, args.train), slice(args.train, None)
+    print(f"{len(images)} images made in {time.perf_counter() - t0:.0f} s", flush=True)
+    free = free_logit_rows(images[te], masks[te], sizes[te], bands[te], methods, args.free_steps, args.free_lr, args.seed)
+    for row in free:
+        if row["band"] == "all":
+            print(f"A {row['method']}: E {row['E']:.1f}, IoU change {row['dIoU']:+.3f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    net: list[dict] = []
+    if not args.no_network:
+        masked = np.random.default_rng(args.seed).permutation(args.train)[:args.masks]
+        model = build_model(args.model, in_channels=1)
+        bce = loss_fn("control", 1, args.seed)
+        train_steps(model, images[masked], masks[masked], sizes[masked], bce, args.pretrain_epochs, args.batch,
+                    1e-3, args.seed, augment=True)
+        start_state = copy.deepcopy(model.state_dict())
+        start = scores(model, images[te], masks[te], sizes[te])
+        net = band_rows("start (pre-trained)", start, start, bands[te])
+        print(f"B pre-trained: IoU {start['IoU'].mean():.3f}, E {start['E'].mean():.1f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        for method in methods:
+            model.load_state_dict(start_state)
+            torch.manual_seed(args.seed)
+            if method == "control":
+                train_steps(model, images[masked], masks[masked], sizes[masked], bce,
+                            args.epochs * max(1, args.train // args.masks), args.batch, args.lr, args.seed, augment=True)
+            else:
+                train_steps(model, images[tr], masks[tr], sizes[tr], loss_fn(method, args.n_samples, args.seed),
+                            args.epochs, args.batch, args.lr, args.seed)
+            now = scores(model, images[te], masks[te], sizes[te])
+            net += band_rows(method, now, start, bands[te])
+            print(f"B {method}: IoU {now['IoU'].mean():.3f}, E {now['E'].mean():.1f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    out = Path(args.out)
+    write_csv(out / "results.csv", [{"part": "A", **r} for r in free] + [{"part": "B", **r} for r in net])
+    text = report(free, net, args, time.perf_counter() - t0)
+    atomic_write_text(out / "report.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

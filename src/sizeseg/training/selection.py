@@ -1,0 +1,85 @@
+"""What picks ``best.ckpt``: the monitored metric that the validation split can support, and the start.
+
+- :func:`choose_monitor`: the mode's default metric unless validation cannot score it (validation
+  IoU needs validation masks; with sizes only, validation E is used, and the user is told), plus a
+  warning when validation IoU rests on fewer than :data:`MIN_VAL_MASKS` masks.
+- :func:`start_score`: the network a run starts from (``--init``), scored on validation with the
+  same metric, so that a run can tell when none of its epochs beat its start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sizeseg.data.splits import MIN_VAL_MASKS
+#: metric -> direction ("max": higher is better)
+MONITORABLE = {"val/IoU": "max", "val/Dice": "max", "val/E": "min"}
+
+
+def choose_monitor(default: str, asked: str, val) -> tuple[str, list[str]]:
+    """The metric that picks ``best.ckpt`` and stops early, and messages for the user.
+
+    Args:
+        default: the mode's metric (``val/IoU`` for pre-training, ``val/E`` for the size modes).
+        asked: the metric the user named (``TrainConfig.monitor``), or ``""`` for the default.
+        val: the validation split (a ``PreparedData``).
+
+    Returns:
+        ``(monitor, messages)``; a ValueError naming ``monitor`` when validation cannot score the
+        metric the user asked for, or any metric at all.
+
+    Example:
+        >>> from sizeseg.data.synthetic import synthetic_data
+        >>> val = synthetic_data(12, seed=0).split("val")
+        >>> val.has_mask[:] = False
+        >>> choose_monitor("val/IoU", "", val)[0]
+        'val/E'
+    """
+    masks = int(np.asarray(val.has_mask, bool).sum())
+    sizes = int(np.isfinite(np.asarray(val.sizes, np.float32)).sum())
+    monitor = asked or default
+    if monitor not in MONITORABLE:
+        raise ValueError(f"monitor: expected one of {', '.join(MONITORABLE)} or empty (the mode's default), "
+                         f"got {monitor!r}")
+    needs_masks = monitor != "val/E"
+    if needs_masks and masks == 0:
+        if asked or sizes == 0:
+            raise ValueError(f"monitor: {monitor} needs validation images with masks; the validation split has "
+                             f"none ({sizes} with sizes)" + ("; use --monitor val/E" if sizes else ""))
+        return "val/E", [f"note: the validation split has sizes only ({sizes} images, no mask): best.ckpt is "
+                         "selected, and training stopped early, by validation E instead of validation IoU"]
+    if not needs_masks and sizes == 0:
+        raise ValueError(f"monitor: {monitor} needs validation images with sizes; the validation split has none")
+    messages = []
+    if needs_masks and masks < MIN_VAL_MASKS:
+        messages.append(f"warning: validation {monitor.split('/')[1]} rests on {masks} masked image(s), fewer than "
+                        f"{MIN_VAL_MASKS}; it picks best.ckpt and stops training early, so it is noisy. Put more "
+                        "masks in validation (sizeseg prepare folder --fractions / --val-list) or use "
+                        "--monitor val/E")
+    return monitor, messages
+
+
+def start_score(model, val, monitor: str) -> float:
+    """``monitor`` (``val/E``, ``val/IoU`` or ``val/Dice``) of ``model`` on the validation split,
+    as validation computes it (means over the images with a size, or with a mask)."""
+    from sizeseg.training.pipeline import evaluate_model
+
+    return float(evaluate_model(model, val)[monitor.split("/")[1]])
+
+
+def beats(score: Any, other: float, monitor: str) -> bool:
+    """Whether ``score`` is strictly better than ``other`` on ``monitor`` (NaN is never better).
+
+    >>> beats(0.8, 0.7, "val/IoU"), beats(12.0, 10.0, "val/E"), beats(float("nan"), 1.0, "val/E")
+    (True, False, False)
+    """
+    if score is None:
+        return False
+    score = float(score)
+    if np.isnan(score):
+        return False
+    if np.isnan(other):
+        return True
+    return score > other if MONITORABLE[monitor] == "max" else score < other
