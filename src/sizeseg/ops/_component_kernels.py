@@ -39,7 +39,7 @@ from numba import njit
 from ._numba_kernels import INF, _box, _integral_images, _run_over_batch, dt_image
 
 EMPTY = np.int32(0)  # the max of an empty aggregate (every foreground pixel has d >= 1)
-SQUARED, ABSOLUTE = 0, 1
+SQUARED, ABSOLUTE, RELATIVE = 0, 1, 2  # criterion codes: (t-s)^2, |t-s|, (t-s)^2 / max(t,1)^2
 
 
 def max_changes(spatial_dims: int, full: bool) -> int:
@@ -590,7 +590,11 @@ def object_sizes_batch(m, labels, sizes, counts, edge, edge_z, is3d, full):
 @njit(cache=True, nogil=True)
 def _term(target, size, code):
     diff = target - size
-    return diff * diff if code == SQUARED else abs(diff)
+    if code == ABSOLUTE:
+        return abs(diff)
+    if code == RELATIVE:
+        return diff * diff / max(target, 1.0) ** 2
+    return diff * diff
 
 
 @njit(cache=True, nogil=True)
