@@ -40,5 +40,5 @@ def test_prepare_folder_and_bad_input(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing written before the input is checked
     (tmp_path / "sizes.csv").write_text("x.png,3\n")
     assert main(["prepare", "folder", "--images", str(images), "--sizes", str(tmp_path / "sizes.csv"),
-                 "--out", str(tmp_path / "out"), "--shape", "12", "12"]) == 0
-    assert load_prepared(tmp_path / "out").sizes.tolist() == [3.0]
+                 "--out", str(tmp_path / "out"), "--shape", "12", "12", "--fit", "pad"]) == 0
+    assert load_prepared(tmp_path / "out").sizes.tolist() == [3.0]  # padding keeps the CSV's size

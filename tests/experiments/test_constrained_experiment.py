@@ -224,8 +224,15 @@ def test_init_starts_a_method_from_another_methods_best_network(tmp_path):
     assert table1[0]["init"] == "size_two_bounds" and "size_two_bounds network" in table1[0]["label"]
     exp.run_experiment(_tiny_data(), tmp_path, profile, methods=["size_two_bounds"], timing=False)
     # lr 1e-12: Adam's steps are ~lr, so the parameters stay where they started, the init network's
+    # (the init run, trained at the profile's lr, is reused: copy its result under the tiny lr's settings)
+    import json
+
+    record = tmp_path / "runs" / "size_two_bounds" / "result.json"
+    trained = json.loads(record.read_text())
+    record.write_text(json.dumps({**trained, "lr": 1e-12}))
     exp.run_experiment(_tiny_data(), tmp_path, replace(profile, init="size_two_bounds", lr=1e-12),
                        methods=["discrete_size"], timing=False)
+    record.write_text(json.dumps(trained))
 
     def parameters(run):
         state = torch.load(tmp_path / "runs" / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -235,6 +242,7 @@ def test_init_starts_a_method_from_another_methods_best_network(tmp_path):
     assert started.keys() == init.keys() and all(torch.allclose(started[k], init[k], atol=1e-9) for k in init)
     fresh, _ = exp.run_experiment(_tiny_data(), tmp_path, replace(profile, lr=1e-12), methods=["discrete_size"], timing=False)
     assert not all(torch.allclose(parameters("discrete_size")[k], init[k], atol=1e-9) for k in init)
+    # the init run is a finished run like any other: one of another learning rate is not reused
     assert fresh[0]["init"] is None
     with pytest.raises(ValueError, match="cannot be one of them"):
         exp.run_experiment(_tiny_data(), tmp_path, replace(profile, init="full"), methods=["full"], timing=False)

@@ -68,7 +68,7 @@ def test_size_loss_function_runs_without_host_reads():
 
     def step():
         loss = _SampledSizeLoss.apply(logits, target, annotated, crit, 2, "open", "torch",
-                                      torch.Generator().manual_seed(1))
+                                      torch.Generator().manual_seed(1), torch.full(target.shape, 0.25))
         loss.sum().backward()
 
     seen = _ops_of(step)
