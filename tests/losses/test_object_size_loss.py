@@ -144,7 +144,9 @@ def test_unbiased_in_3d_and_loss_estimates_exact():
     kw = dict(reduction="sum", border="background")
     exact = _grads(exact_object_size_loss, logits, sizes, **kw)[0]
     grads = _grads(_sampled(300, 6), logits, sizes, runs=30, **kw)
-    z = (grads.mean(0) - exact).abs() / (grads.std(0) / math.sqrt(30) + 1e-6)
+    # entries whose exact gradient is ~1e-5 come from rare samples that 9000 draws may all miss:
+    # their error is bounded in absolute terms, not in standard errors of an all-zero sample
+    z = (grads.mean(0) - exact).abs() / (grads.std(0) / math.sqrt(30) + 1e-3 * exact.abs().max())
     assert exact.abs().max() > 1e-2 and z.max() < 5
     gen = torch.Generator().manual_seed(2)
     with torch.no_grad():  # the no-gradient path computes the loss without the flips
