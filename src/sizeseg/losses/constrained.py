@@ -16,6 +16,8 @@ is +inf. Bounds must satisfy ``0 <= a <= b``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 IGNORE_INDEX = -1
@@ -40,6 +42,10 @@ def check_probabilities(probs: torch.Tensor, name: str = "probs") -> None:
             "for a one-channel sigmoid network use two_class_probabilities(logits)"
         )
     with torch.no_grad():
+        finite = torch.isfinite(probs)
+        if not bool(finite.all()):  # NaN passes every range check below
+            raise ValueError(f"{name} must be finite, got {int((~finite).sum())} NaN or infinite value(s) "
+                             f"in shape {tuple(probs.shape)}")
         if probs.numel() and (probs.min() < -_SUM_TOLERANCE or probs.max() > 1 + _SUM_TOLERANCE):
             raise ValueError(
                 f"{name} must lie in [0, 1], got values in [{probs.min().item():.4g}, {probs.max().item():.4g}]"
@@ -68,6 +74,8 @@ def check_bounds(bounds: torch.Tensor, probs: torch.Tensor, name: str = "bounds"
             f"to match probs {tuple(probs.shape)}, got {tuple(bounds.shape)}"
         )
     bounds = bounds.to(device=probs.device, dtype=probs.dtype)
+    if torch.isinf(bounds[..., 0]).any():
+        raise ValueError(f"{name}: a lower bound must be finite (NaN for none), got inf")
     lower = torch.nan_to_num(bounds[..., 0], nan=0.0)
     upper = torch.where(torch.isnan(bounds[..., 1]), torch.full_like(bounds[..., 1], float("inf")), bounds[..., 1])
     if (lower < 0).any() or (upper < 0).any():
@@ -107,7 +115,8 @@ def check_reduction(reduction: str) -> None:
 def reduce(per_image: torch.Tensor, reduction: str) -> torch.Tensor:
     """Apply ``reduction`` ('mean', 'sum', 'none') over the image axis of a ``(B,)`` tensor."""
     if reduction == "mean":
-        return per_image.mean()
+        # an empty batch contributes 0 (still in the graph), not the NaN of an empty mean
+        return per_image.mean() if per_image.numel() else per_image.sum()
     if reduction == "sum":
         return per_image.sum()
     return per_image
@@ -155,7 +164,7 @@ def bounded_sizes(
     check_reduction(reduction)
     ab = check_bounds(bounds, probs)
     sizes = soft_sizes(probs)
-    pixels = sizes.new_full((sizes.shape[0],), float(probs[0, 0].numel()))
+    pixels = sizes.new_full((sizes.shape[0],), float(math.prod(probs.shape[2:])))  # B may be 0
     if groups is not None:
         sizes, ab, count = group_sizes(sizes, ab, groups)
         pixels = count * probs[0, 0].numel()
