@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -31,6 +33,8 @@ FORMAT_VERSION = 1
 DATA_FILE = "data.npz"
 MANIFEST_FILE = "manifest.csv"
 PARAMS_FILE = "params.json"
+#: the source files a cached preparation was built from (see :func:`cached`)
+INPUTS_FILE = "inputs.json"
 _CORE = ("images", "masks", "has_mask", "sizes")
 
 
@@ -83,6 +87,41 @@ class PreparedData:
     def __len__(self) -> int:
         return len(self.images)
 
+    def check_values(self, where: str | Path | None = None) -> None:
+        """Raise a DataError naming the first item (and its source file) whose values cannot be learned from.
+
+        Images must be finite (one NaN voxel turns a z-scored image, and then a network, into
+        NaN). Sizes must be NaN (unknown) or finite, >= 0 and at most the largest object size the
+        item's image can hold, ``min(spatial shape) + 1`` (an object filling the image; a size
+        beyond it is a unit mistake or an image cropped below its object). ``where`` (e.g. the
+        prepared folder) prefixes the message.
+
+        Example:
+            >>> from sizeseg.data.synthetic import synthetic_data
+            >>> data = synthetic_data(10)
+            >>> data.sizes[3] = 1e30
+            >>> data.check_values()  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            sizeseg.data.errors.DataError: synthetic...: size 1e+30 of item ...; an image of shape (48, 32) holds objects of size <= 33
+        """
+        prefix = f"{where}: " if where else ""
+        for start in range(0, len(self), 256):  # in chunks: a whole-array mask would double the memory
+            chunk = self.images[start:start + 256].reshape(min(256, len(self) - start), -1)
+            finite = np.isfinite(chunk).all(axis=1)
+            if not finite.all():
+                i = start + int(np.flatnonzero(~finite)[0])
+                count = int((~np.isfinite(self.images[i])).sum())
+                raise DataError(f"{prefix}{self.sources[i]}: image of item {str(self.ids[i])!r} holds {count} NaN or "
+                                "infinite value(s); replace them in the file (e.g. by the background value) or leave it out")
+        limit = min(self.spatial_shape) + 1
+        sizes = np.asarray(self.sizes, np.float64)
+        bad = ~np.isnan(sizes) & ~((sizes >= 0) & (sizes <= limit))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{prefix}{self.sources[i]}: size {sizes[i]:g} of item {str(self.ids[i])!r}; an image of shape "
+                            f"{self.spatial_shape} holds objects of size <= {limit}")
+
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[2:])
@@ -134,6 +173,7 @@ def _manifest_text(data: PreparedData) -> str:
 
 def save_prepared(data: PreparedData, out: str | Path) -> Path:
     """Write ``data`` to folder ``out`` (atomically, ``params.json`` last)."""
+    data.check_values()  # before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / PARAMS_FILE).unlink(missing_ok=True)  # an interrupted rebuild must not look complete
@@ -168,18 +208,21 @@ def load_prepared(folder: str | Path) -> PreparedData:
         params = json.loads((folder / PARAMS_FILE).read_text())
         with np.load(folder / DATA_FILE, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as err:
-        raise DataError(f"{folder}: cannot read the prepared data ({err})") from err
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(f"{folder}: cannot read the prepared data, {DATA_FILE} is corrupt or truncated "
+                        f"({' '.join(str(err).split()) or type(err).__name__}); prepare it again") from None
     missing = [k for k in _CORE if k not in arrays]
     if missing:
         raise DataError(f"{folder / DATA_FILE}: arrays {missing} missing")
     extra = {k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")}
-    return PreparedData(
+    data = PreparedData(
         images=arrays["images"], masks=arrays["masks"], has_mask=arrays["has_mask"],
         sizes=arrays["sizes"], ids=arrays["ids"], sources=arrays["sources"],
         slices=arrays["slices"], volumes=arrays["volumes"], splits=arrays["splits"],
         extra=extra, params=params,
     )
+    data.check_values(folder / DATA_FILE)
+    return data
 
 
 def _jsonable(value):
@@ -194,23 +237,55 @@ def _jsonable(value):
     return value
 
 
+def stamp_files(folder: str | Path) -> list[list]:
+    """``[relative path, bytes, mtime_ns]`` of every file under ``folder`` (sorted): what a cache depends on.
+
+    >>> import tempfile, os
+    >>> root = tempfile.mkdtemp(); _ = open(os.path.join(root, "a.nii.gz"), "w").write("x")
+    >>> [entry[:2] for entry in stamp_files(root)]
+    [['a.nii.gz', 1]]
+    """
+    folder = Path(folder)
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            stat = path.stat()
+            entries.append([path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return entries
+
+
 def cached(out: str | Path, params: Mapping, build: Callable[[], PreparedData]) -> tuple[PreparedData, bool]:
     """Reuse the prepared folder ``out`` when its ``params.json`` equals ``params``; else build it.
 
     Returns ``(data, reused)``. ``params`` must be JSON-serialisable (paths become strings); a
     ``format_version`` key is added so that a change of the on-disk format forces a rebuild.
+    When ``params["data"]`` is a folder, its files are stamped (:func:`stamp_files`) into
+    ``out/inputs.json``: cases added to or edited in the source folder rebuild the cache. A folder
+    prepared before stamps existed is trusted once and stamped. Temporary files a killed
+    preparation left in ``out`` are removed.
     """
     out = Path(out)
     wanted = _jsonable(dict(params, format_version=FORMAT_VERSION))
     params_file = out / PARAMS_FILE
+    source = Path(str(params.get("data", "")))
+    stamp = stamp_files(source) if params.get("data") and source.is_dir() else None
+    if out.is_dir():
+        for stale in out.glob(".*.part"):  # a killed atomic write's leftovers
+            stale.unlink(missing_ok=True)
     if params_file.is_file() and (out / DATA_FILE).is_file():
         try:
             have = json.loads(params_file.read_text())
+            recorded = json.loads((out / INPUTS_FILE).read_text()) if (out / INPUTS_FILE).is_file() else None
         except ValueError:
-            have = None
-        if have == wanted:
-            return load_prepared(out), True
+            have = recorded = None
+        if have == wanted and (stamp is None or recorded in (None, stamp)):
+            data = load_prepared(out)
+            if stamp is not None and recorded is None:
+                atomic_write_text(out / INPUTS_FILE, json.dumps(stamp) + "\n")
+            return data, True
     data = build()
     data.params = wanted
     save_prepared(data, out)
+    if stamp is not None:
+        atomic_write_text(out / INPUTS_FILE, json.dumps(stamp) + "\n")
     return data, False
