@@ -19,8 +19,18 @@ def check_reusable(record: str | Path, recorded: Mapping[str, Any], wanted: Mapp
     ...
     ValueError: runs/a/result.json: this finished run was trained with other settings (seed=0, not 1); use another --out
     """
-    differ = [(key, recorded.get(key, defaults.get(key)), value) for key, value in wanted.items()
-              if recorded.get(key, defaults.get(key)) != value]
+    differ = setting_differences(recorded, wanted, defaults)
     if differ:
-        raise ValueError(f"{record}: this finished run was trained with other settings ("
-                         + ", ".join(f"{key}={old!r}, not {new!r}" for key, old, new in differ) + "); use another --out")
+        raise ValueError(f"{record}: this finished run was trained with other settings ({differ}); use another --out")
+
+
+def setting_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """``"key=recorded, not wanted"`` for each key of ``wanted`` whose value ``recorded`` differs in; "" if none.
+
+    A key ``recorded`` lacks counts as its value in ``defaults``.
+
+    >>> setting_differences({"lr": 0.001, "seed": 0}, {"lr": 0.01, "seed": 0}, {})
+    'lr=0.001, not 0.01'
+    """
+    return ", ".join(f"{key}={recorded.get(key, defaults.get(key))!r}, not {value!r}" for key, value in wanted.items()
+                     if recorded.get(key, defaults.get(key)) != value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,7 +44,6 @@ HELP = {
     "devices": "processes / devices (with strategy ddp)",
     "strategy": "Lightning strategy: auto or ddp",
 }
-
 
 
 @dataclass
@@ -102,6 +102,11 @@ class TrainConfig:
     devices: int = 1
     strategy: str = "auto"
 
+    def __post_init__(self) -> None:
+        # direct construction is checked as a mapping is: TrainConfig(size_weight=inf) is an error
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), f.default, f.name))
+
     @classmethod
     def keys(cls) -> list[str]:
         return [f.name for f in fields(cls)]
@@ -127,8 +132,14 @@ class TrainConfig:
         return "".join(f"{key}: {value(v)}  # {HELP.get(key, '')}\n" for key, v in self.to_dict().items())
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
-        """Build from a mapping; an unknown key or a value of the wrong type is a ValueError naming it.
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "config",
+                     labels: Mapping[str, str] | None = None) -> "TrainConfig":
+        """Build from a mapping; an unknown key or a bad value is a ValueError naming it.
+
+        A value is bad when it has the wrong type, is not finite (float keys), or is out of its
+        key's range (e.g. ``lr`` > 0, ``devices`` >= 1). Float keys accept numeric strings, as YAML
+        reads ``1e-3`` (no dot) as a string. Errors name ``source: key 'k'``, or ``labels[k]``
+        where given (e.g. the flag that set it).
 
         Example:
             >>> TrainConfig.from_mapping({"lr": 0.01}).lr
@@ -148,12 +159,8 @@ class TrainConfig:
         clean: dict[str, Any] = {}
         for key, value in values.items():
             default = getattr(defaults, key)
-            clean[key] = _coerce(key, value, default, source)
-        if "noise_scale" in clean and not clean["noise_scale"] > 0:
-            raise ValueError(f"{source}: key 'noise_scale' expects a number > 0, got {clean['noise_scale']!r}")
-        if "size_criterion" in clean and clean["size_criterion"] not in SIZE_CRITERIA:
-            raise ValueError(f"{source}: key 'size_criterion' expects one of {', '.join(SIZE_CRITERIA)}, "
-                             f"got {clean['size_criterion']!r}")
+            name = (labels or {}).get(key) or f"{source}: key {key!r}"
+            clean[key] = _coerce(key, value, default, name)
         return dataclasses.replace(defaults, **clean)
 
     @classmethod
@@ -172,28 +179,66 @@ class TrainConfig:
             raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
         return cls.from_mapping({**values, **(overrides or {})}, source=str(path))
 
+    def check_hardware(self) -> None:
+        """Raise a ValueError when ``accelerator`` / ``devices`` ask for devices this machine lacks."""
+        import torch
+
+        if self.accelerator in ("gpu", "cuda"):
+            found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if found < self.devices:
+                raise ValueError(f"accelerator: {self.accelerator!r} with {self.devices} device(s) asked for, but torch "
+                                 f"sees {found} GPU(s) here; use accelerator cpu (--accelerator cpu)")
+        if self.accelerator == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("accelerator: 'mps' asked for, but torch sees no MPS device here; use accelerator cpu")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+#: int keys that must be >= 1 (the rest must be >= 0)
+POSITIVE_INTS = frozenset({"batch_size", "max_epochs", "n_samples", "val_every", "devices", "limit_train_batches",
+                           "epoch_items"})
+#: float keys that must be > 0 (weights must be >= 0, mask_fraction in [0, 1])
+POSITIVE_FLOATS = frozenset({"lr", "lr_gamma", "noise_scale"})
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+def _coerce(key: str, value: Any, default: Any, name: str) -> Any:
     if value is None:
         if key in ("m", "limit_train_batches", "epoch_items"):
             return None
-        raise ValueError(f"{source}: key {key!r} needs a value, got null")
+        raise ValueError(f"{name} needs a value, got null")
     expected = type(default) if default is not None else int
     if expected is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{source}: key {key!r} expects true/false, got {value!r}")
+            raise ValueError(f"{name} expects true/false, got {value!r}")
         return value
+    if expected is float and isinstance(value, str):
+        # YAML 1.1 reads 1e-3 (no dot) as a string; accept any numeric string for a float key
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} expects a number, got {value!r}") from None
     if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} expects a finite number, got {value!r}")
         if key.endswith("_weight") and not value >= 0:
-            raise ValueError(f"{source}: key {key!r} expects a weight >= 0, got {value!r}")
-        return float(value)
+            raise ValueError(f"{name} expects a weight >= 0, got {value!r}")
+        if key in POSITIVE_FLOATS and not value > 0:
+            raise ValueError(f"{name} expects a number > 0, got {value!r}")
+        if key == "mask_fraction" and not 0 <= value <= 1:
+            raise ValueError(f"{name} expects a fraction in [0, 1], got {value!r}")
+        return value
     if expected is int and isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{source}: key {key!r} expects an int >= 0, got {value!r}")
+        least = 1 if key in POSITIVE_INTS else 0
+        if value < least:
+            raise ValueError(f"{name} expects an int >= {least}, got {value!r}")
         return value
     if expected is str and isinstance(value, str):
+        if key == "accelerator" and value not in ACCELERATORS:
+            raise ValueError(f"{name} expects one of {', '.join(ACCELERATORS)}, got {value!r}")
+        if key == "size_criterion" and value not in SIZE_CRITERIA:
+            raise ValueError(f"{name} expects one of {', '.join(SIZE_CRITERIA)}, got {value!r}")
         return value
-    raise ValueError(f"{source}: key {key!r} expects {expected.__name__}, got {value!r}")
+    raise ValueError(f"{name} expects {expected.__name__}, got {value!r}")

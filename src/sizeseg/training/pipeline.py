@@ -23,6 +23,7 @@ from sizeseg.training.config import TrainConfig
 from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
 from sizeseg.training.loss_terms import BCETerm, SizeMatchedTerm, SizeTerm
 from sizeseg.training.module import SegmentationModule
+from sizeseg.training.run_record import check_resume, run_settings, write_run_settings
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
 
 #: mode -> the metric monitored unless ``TrainConfig.monitor`` names another. Size modes stop on the
@@ -138,6 +139,8 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
     if cfg.monitor and cfg.monitor not in MONITORABLE:
         raise ValueError(f"monitor: expected one of {', '.join(MONITORABLE)} or empty (the mode's default), got {cfg.monitor!r}")
+    data.check_values()  # NaN images or impossible sizes would train a NaN network
+    cfg.check_hardware()
     say = say or (lambda message: None)
     progress = resolve_progress(progress_bar)
     val = data.split("val")
@@ -150,6 +153,11 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": 1,
             "spatial_dims": int(data.images.ndim - 2)}
     model, spec = _model_and_spec(init) if init is not None else (build_model(**spec), spec)
+    settings = {**run_settings(mode, cfg, init), "model": spec["name"]}  # with --init, its network
+    if resume and last_checkpoint(out_dir) is not None:
+        check_resume(out_dir, settings, TrainConfig().to_dict(),
+                     "resume with the same settings, start afresh with --no-resume (resume=False) or use another --out")
+    write_run_settings(out_dir, settings)
     start, start_weights = None, None
     if init is not None:
         start = start_score(model, val, monitor)

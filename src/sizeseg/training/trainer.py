@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,32 @@ class RunState(pl.Callback):
             self.first_log_version = int(trainer.logger.version)
 
 
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or infinite loss; the message names the epoch, the step and the batch's items."""
+
+
+class StopOnNonFiniteLoss(pl.Callback):
+    """Stop training at the first non-finite loss, before its backward pass can spread NaN into the weights.
+
+    Without it a NaN loss gives NaN gradients, NaN weights and checkpoints of them, and the run
+    ends (if at all) with an error about the next batch's logits that does not say where it began.
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._ids = [str(i) for i in batch.get("id", [])] if isinstance(batch, dict) else []
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            items = ", ".join(self._ids[:8]) + (f" and {len(self._ids) - 8} more" if len(self._ids) > 8 else "")
+            raise NonFiniteLossError(
+                f"training stopped: the loss is {float(loss.detach().reshape(-1)[0])} at epoch {trainer.current_epoch}, "
+                f"step {trainer.global_step} (batch of items {items or 'without ids'}); the weights before this step "
+                "are finite. Lower the learning rate or check these items' sizes and the loss weights")
+
+
 def remove_stale_parts(folder: str | Path) -> list[Path]:
     """Delete the temporary ``.*.part`` files a killed atomic write left in ``folder``; return them."""
     stale = sorted(Path(folder).glob(".*.part"))
@@ -128,7 +155,7 @@ def make_trainer(
     checkpoints = out_dir / "checkpoints"
     if os.environ.get("LOCAL_RANK", "0") == "0":  # DDP workers start later and must not race rank 0
         remove_stale_parts(checkpoints)
-    callbacks: list[pl.Callback] = [RunState()]
+    callbacks: list[pl.Callback] = [RunState(), StopOnNonFiniteLoss()]
     if monitor:
         # "best" runs before "last": last.ckpt then stores the best score including this epoch,
         # so a resumed run cannot let a worse epoch replace best.ckpt.
@@ -228,7 +255,14 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule: pl.Lightnin
     ckpt = last_checkpoint(trainer.default_root_dir) if resume else None
     if ckpt:
         read_checkpoint(ckpt, hint=RESUME_HINT)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    except SystemExit:
+        # Lightning turns Ctrl-C into sys.exit(1) and leaves SIGINT ignored; give the caller the interrupt
+        if trainer.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
+        raise
     if trainer.is_global_zero:
         state = next((c for c in trainer.callbacks if isinstance(c, RunState)), None)
         first = state.first_log_version if state is not None else None
