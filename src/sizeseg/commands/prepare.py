@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     hip = sub.add_parser(
         "hippocampus", help="MSD Task04 hippocampus as 48x32 slices (the object-size paper)",
         description="Slice the MSD hippocampus volumes along axis 0 into 48x32 slices (centre crop/pad), "
-                    "keep slices with >= 1%% foreground, merge labels 1 and 2, compute sizes, split 70/10/20.",
+                    "keep slices with >= 1% foreground, merge labels 1 and 2, compute sizes, split 70/10/20.",
     )
     hip.add_argument("--data", required=True, help="the Task04_Hippocampus folder (dataset.json, imagesTr/, labelsTr/)")
     hip.add_argument("--out", required=True, help="output folder")
@@ -98,6 +98,10 @@ def split_lines(data) -> list[str]:
         masked = int(data.has_mask[keep].sum())
         sized = int((np.isfinite(data.sizes[keep]) & ~data.has_mask[keep]).sum())
         lines.append(f"  {name}: {int(keep.sum())} images, {masked} with masks, {sized} with sizes only")
+    for name in ("train", "val"):  # an empty test split can be asked for (--no-test); these cannot be
+        if name not in order:
+            lines.append(f"warning: the {name} split is empty: training needs train and val items; add images "
+                         "or change the split fractions")
     val_masks = int(data.has_mask[data.splits == "val"].sum())
     if val_masks < MIN_VAL_MASKS:
         lines.append(f"warning: validation holds {val_masks} masked image(s), fewer than {MIN_VAL_MASKS}: validation "

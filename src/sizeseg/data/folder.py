@@ -126,7 +126,7 @@ def _read_sizes_csv(path: Path, by_name: dict[str, int], by_stem: dict[str, int]
     if not path.is_file():
         raise DataError(f"{path}: sizes CSV not found")
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))  # Excel writes a BOM
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path}: unreadable CSV ({err})") from err
     sizes: dict[int, float] = {}
