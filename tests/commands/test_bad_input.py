@@ -435,3 +435,28 @@ def test_an_empty_split_is_warned_about():
     data = tiny_data(8, splits=np.array(["train"] * 6 + ["test"] * 2))
     assert "warning: the val split is empty: training needs train and val items" in "\n".join(split_lines(data))
     assert not any("split is empty" in line for line in split_lines(tiny_data(8)))
+
+
+def test_size_loss_refuses_sizes_no_image_can_hold_and_unknown_backends():
+    import sizeseg
+
+    logits = torch.randn(2, 1, 16, 16, requires_grad=True)
+    for criterion in ("squared", "relative"):
+        with pytest.raises(ValueError, match=r"sizes: expected sizes an image of spatial shape \(16, 16\) can hold "
+                                             r"\(<= 32\), got 1e\+20"):
+            sizeseg.SizeLoss(criterion=criterion)(logits, torch.tensor([1e20, 4.0]))
+    loss = sizeseg.SizeLoss(criterion="squared")(logits, torch.tensor([32.0, float("nan")]))  # the largest allowed
+    loss.backward()
+    assert bool(torch.isfinite(loss)) and bool(torch.isfinite(logits.grad).all())
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        sizeseg.SizeLoss(backend="bogus")  # at construction, not at the first forward
+
+
+def test_flip_sizes_of_a_fortran_ordered_array_matches_c_order():
+    import sizeseg
+
+    mask = np.zeros((2, 9, 7), bool)
+    mask[0, 2:6, 1:5] = True
+    mask[1, 4:9, 0:3] = True
+    got = sizeseg.flip_sizes(np.asfortranarray(mask))  # nibabel returns such arrays
+    assert np.array_equal(np.asarray(got), np.asarray(sizeseg.flip_sizes(np.ascontiguousarray(mask))))

@@ -108,6 +108,14 @@ def check_size_loss_inputs(logits: Any, sizes: Any, criterion: SizeCriterion, bo
         raise ValueError("logits: expected finite values, got NaN or inf")
     sizes = sizes.to(torch.float32)
     criterion.validate(sizes, "sizes")
+    # no object in the image reaches size_cap: a larger size is a unit mistake, and 1e20 squared
+    # overflows float32 into an inf loss with NaN gradients
+    limit = size_cap(tuple(logits.shape[2:]))
+    reached = sizes[..., 0] if tail else sizes  # bounds: an upper bound beyond reach is merely loose
+    finite = reached[torch.isfinite(reached)]
+    if finite.numel() and bool((finite > limit).any()):
+        raise ValueError(f"sizes: expected sizes an image of spatial shape {tuple(logits.shape[2:])} can hold "
+                         f"(<= {limit:g}), got {finite.max().item():g}")
     dropped = sizes.ndim == 1 + len(tail)
     return sizes.reshape((b, c) + tail), dropped
 
@@ -262,6 +270,8 @@ class SizeLoss(nn.Module):
         self.noise_scale = float(noise_scale)
         self.criterion = get_criterion(criterion)
         check_module_options(n_samples, reduction, border)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         self.n_samples, self.reduction, self.border = n_samples, reduction, border
         self.seed, self.backend = seed, backend
         self._generators: dict[str, torch.Generator] = {}
