@@ -460,3 +460,25 @@ def test_flip_sizes_of_a_fortran_ordered_array_matches_c_order():
     mask[1, 4:9, 0:3] = True
     got = sizeseg.flip_sizes(np.asfortranarray(mask))  # nibabel returns such arrays
     assert np.array_equal(np.asarray(got), np.asarray(sizeseg.flip_sizes(np.ascontiguousarray(mask))))
+
+
+def test_predict_keeps_items_whose_names_collide_apart(env, tmp_path):
+    import csv
+
+    from PIL import Image
+
+    from sizeseg.training import load_model, predict_logits
+
+    data = tiny_data(16)
+    data.ids[12:15] = data.sources[12:15] = ["a b", "a+b", "a_b"]  # one safe file name for all three
+    data.images[13] = -data.images[13]  # a prediction unlike its neighbours'
+    save_prepared(data, tmp_path / "prep")
+    assert main(["predict", "--checkpoint", str(env / "run/checkpoints/best.ckpt"), "--data", str(tmp_path / "prep"),
+                 "--out", str(tmp_path / "pred")]) == 0
+    with open(tmp_path / "pred" / "sizes.csv") as fh:
+        rows = {row["id"]: row for row in csv.DictReader(fh)}
+    assert len(rows) == 16 and len({row["file"] for row in rows.values()}) == 16
+    assert len(list((tmp_path / "pred" / "masks").iterdir())) == 16
+    expected = (predict_logits(load_model(env / "run/checkpoints/best.ckpt"), data.images[13:14])[0, 0] > 0).numpy()
+    written = np.asarray(Image.open(tmp_path / "pred" / rows["a+b"]["file"])) > 0
+    assert np.array_equal(written, expected)
