@@ -74,7 +74,8 @@ def test_discrete_size_term_uses_size_loss_with_bounds(batch):
     with pytest.raises(ValueError, match="one sigmoid channel"):
         DiscreteSizeBoundTerm()(torch.zeros(1, 2, 4, 4), {"bounds": torch.zeros(1, 2)})
     # beside a soft-size term: its own bounds (discrete size units) under "size_bounds"
-    beside = {**batch, "bounds": torch.full_like(batch["bounds"], 1e4), "size_bounds": batch["bounds"]}
+    other = batch["bounds"] * 0 + torch.tensor([9.0, 12.0], dtype=batch["bounds"].dtype)  # NaN rows stay NaN
+    beside = {**batch, "bounds": other, "size_bounds": batch["bounds"]}
     assert DiscreteSizeBoundTerm(seed=3, bounds_key="size_bounds")(x, beside).item() == pytest.approx(want.item())
     assert DiscreteSizeBoundTerm(seed=3)(x, beside).item() != pytest.approx(want.item())
     with pytest.raises(ValueError, match="bounds_key"):
