@@ -67,14 +67,10 @@ def val_dice_callback(val, batch_size: int = 64):
     """
     import lightning.pytorch as pl
 
-    images = torch.from_numpy(np.ascontiguousarray(val.images, np.float32))
-
     class ValDice(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module) -> None:
             was_training = pl_module.training
-            pl_module.eval()
-            with torch.no_grad():
-                logits = torch.cat([pl_module(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+            logits = predict_validation(pl_module, val, batch_size)  # in eval mode
             pl_module.train(was_training)
             for key, value in validation_scores(logits, val).items():
                 pl_module.log(f"val/{key}", value, on_epoch=True, prog_bar=key == "dsc_3d")

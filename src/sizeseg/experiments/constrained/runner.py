@@ -60,15 +60,14 @@ RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0,
 
 
 def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
-    """The settings a run's ``result.json`` records, and that a cached run must match to be reused."""
-    return {"model": profile.model, "term_weights": [list(w) for w in profile.term_weights], "init": init,
-            "seed": seed, "field": profile.field, "weak": profile.weak, "batch_size": profile.batch_size,
-            "temperature": profile.temperature, "split": profile.split, "betas": list(profile.betas),
-            "augment": profile.augment, "lr_schedule": profile.lr_schedule, "weight_decay": profile.weight_decay,
-            "monitor": profile.monitor, "protocol": profile.protocol, "slices": profile.slices,
-            "full_dice": profile.full_dice, "epochs": profile.epochs, "lr": profile.lr,
-            "resolution": profile.resolution, "proposal_iterations": profile.proposal_iterations,
-            "train_batches": profile.train_batches}
+    """The settings a run's ``result.json`` records, and that a cached run must match to be reused: ``init``,
+    ``seed`` and the profile's fields named in :data:`RESULT_DEFAULTS`, tuples as JSON lists."""
+
+    def as_json(value):
+        return [as_json(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+    fields = {key: as_json(getattr(profile, key)) for key in RESULT_DEFAULTS if key not in ("init", "seed")}
+    return {**fields, "init": init, "seed": seed}
 
 
 def train_method(method: Method, train, val, profile: Profile, run_dir: Path, weak: np.ndarray,
