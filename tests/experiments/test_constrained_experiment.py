@@ -364,6 +364,29 @@ def test_weak_sources_reach_the_training_slices(tmp_path):
         exp.run_experiment(data, tmp_path, replace(profile, weak="erosion"), methods=["partial_ce"], timing=False)
 
 
+def test_erosion_sources_label_nested_cores_of_each_mask():
+    from sizeseg.data.weak import PAPER_KERNELS, erosion_labels
+
+    data = synthetic_data_for_erosion()
+    train = data.split("train")
+    profile = replace(QUICK, field=128)  # 64 px from 128 native: the paper's kernels become (5, 4, 2, 1)
+    repeated, once, budget = (exp.experiment_weak_labels(train, replace(profile, weak=w))
+                              for w in ("erosion", "erosion-once", "erosion-budget"))
+    np.testing.assert_array_equal(once, erosion_labels(train.masks, kernels=(5, 4, 2, 1)))
+    np.testing.assert_array_equal(budget, erosion_labels(train.masks, kernels=PAPER_KERNELS))
+    for weak in (repeated, once, budget):
+        assert set(np.unique(weak)) <= {-1, 1} and np.all(train.masks[weak == 1])
+        assert np.all((weak == 1).any(axis=(1, 2)) == train.masks.any(axis=(1, 2)))  # every object keeps a core
+    assert np.all(once[repeated == 1] == 1)  # the repeated erosion shrinks the first one further
+    assert (repeated == 1).sum() < (budget == 1).sum() < (once == 1).sum()
+
+
+def synthetic_data_for_erosion():
+    from sizeseg.data.synthetic import synthetic_data
+
+    return synthetic_data(12, shape=(64, 64), seed=0, radius_range=(0.15, 0.3), fraction_range=(0.05, 0.5))
+
+
 def test_registered_in_the_sizeseg_cli():
     from sizeseg.cli import build_parser
 
