@@ -329,6 +329,23 @@ def test_a_finished_run_with_other_term_weights_is_not_reused(tmp_path):
     assert row["field"] == 256
 
 
+def test_a_finished_run_asked_with_tta_is_scored_again_not_retrained(tmp_path):
+    from sizeseg.training import best_checkpoint, load_model
+
+    profile = replace(QUICK, epochs=1, train_batches=2, widths=(4, 8, 16), stage_repeats=1)
+    data = _tiny_data()
+    plain, = exp.run_experiment(data, tmp_path, profile, methods=["partial_ce"], timing=False)[0]
+    averaged, = exp.run_experiment(data, tmp_path, replace(profile, tta=True), methods=["partial_ce"], timing=False)[0]
+    assert (plain["tta"], averaged["tta"]) == (False, True)
+    assert averaged["train_seconds"] == plain["train_seconds"] and averaged["curve"] == plain["curve"]
+    model = load_model(best_checkpoint(tmp_path / "runs" / "partial_ce"))
+    expected = exp.evaluate(model, data.split("val"), tta=True)
+    assert averaged["dsc_pooled_soft"] == pytest.approx(expected["dsc_pooled_soft"])
+    assert averaged["dsc_pooled_soft"] != pytest.approx(plain["dsc_pooled_soft"], abs=1e-9)
+    with pytest.raises(ValueError, match="epochs="):  # a training setting still refuses the cached run
+        exp.run_experiment(data, tmp_path, replace(profile, tta=True, epochs=2), methods=["partial_ce"], timing=False)
+
+
 def test_weak_sources_reach_the_training_slices(tmp_path):
     from sizeseg.data.weak import centroid_labels, random_point_labels
 

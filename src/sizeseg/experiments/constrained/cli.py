@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the LV, in training and validation, as the authors' MIDL data appear to be)")
     parser.add_argument("--monitor", default=None, metavar="SCORE",
                         help=f"the validation score that picks the best epoch: one of {', '.join(MONITORS)}")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="score the best network averaged over each slice's 8 flips and 90-degree turns (default: "
+                        "on for the cpu profile's protocol ours; off for quick, paper and --protocol authors); a finished "
+                        "run is scored again, not retrained, when only this changes")
     parser.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHOD_KEYS)}")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     parser.add_argument("--lr", type=float, default=None, help="override the learning rate (default 5e-3, the paper's text; 5e-4 is the authors' code)")
@@ -131,11 +135,12 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data = load_acdc(args.data, out, profile)
     command = f"sizeseg experiment constrained --data {args.data} --out {args.out} --profile {name}"
-    command += "".join(f" {flag} {value}" for flag, value in (
+    command += "".join(f" {flag} {value}".rstrip() for flag, value in (
                            ("--protocol", args.protocol if args.protocol != "ours" else None),
                            ("--batch-size", args.batch_size), ("--temperature", args.temperature), ("--split", args.split),
                            ("--betas", args.betas), ("--augment", args.augment), ("--monitor", args.monitor),
                            ("--slices", args.slices),
+                           ("--tta" if args.tta else "--no-tta", "" if args.tta is not None else None),
                            ("--methods", args.methods), ("--epochs", args.epochs),
                                                                   ("--lr", args.lr), ("--model", args.model),
                                                                   ("--resolution", args.resolution), ("--field", args.field), ("--weak", args.weak),
@@ -167,6 +172,8 @@ def _protocol_overrides(profile, args: argparse.Namespace):
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"--betas: expected two numbers in [0, 1) as B1,B2, got {args.betas!r}")
         profile = replace(profile, betas=betas)
+    if args.tta is not None:
+        profile = replace(profile, tta=args.tta)
     for key, choices in (("split", SPLITS), ("augment", AUGMENTS), ("monitor", MONITORS), ("slices", SLICES)):
         value = getattr(args, key)
         if value is not None:

@@ -44,17 +44,20 @@ def validation_scores(logits: torch.Tensor, val) -> dict[str, float]:
     }
 
 
-def predict_validation(model, val, batch_size: int = 64) -> torch.Tensor:
-    """The model's logits on every validation slice (eval mode, no gradients)."""
+def predict_validation(model, val, batch_size: int = 64, tta: bool = False) -> torch.Tensor:
+    """The model's logits on every validation slice (eval mode, no gradients); ``tta``: averaged over the
+    slices' flips and 90-degree turns (:func:`sizeseg.training.test_time.symmetric_logits`)."""
     from sizeseg.training.pipeline import predict_logits
+    from sizeseg.training.test_time import symmetric_logits
 
     with torch.no_grad():
-        return predict_logits(model, val.images, batch_size=batch_size)
+        return (symmetric_logits if tta else predict_logits)(model, val.images, batch_size=batch_size)
 
 
-def evaluate(model, val) -> dict:
-    """Every validation score of ``model`` (:func:`validation_scores`) and the validation set's size."""
-    scores = validation_scores(predict_validation(model, val), val)
+def evaluate(model, val, tta: bool = False) -> dict:
+    """Every validation score of ``model`` (:func:`validation_scores`), with test-time averaging if ``tta``,
+    and the validation set's size."""
+    scores = validation_scores(predict_validation(model, val, tta=tta), val)
     return {**scores, "n_val_slices": int(len(val)), "n_val_volumes": int(len(np.unique(val.volumes)))}
 
 

@@ -75,7 +75,9 @@ def write_report(out: Path, profile: Profile, table1: list[dict], table2: list[d
              "", f"Command: `{command}`", "",
              "Profile: " + ", ".join(f"{k}={v}" for k, v in asdict(profile).items()), "",
              "Data: " + ", ".join(f"{k}={v}" for k, v in info.items()), "",
-             f"## Table 1 — validation DSC ({what}best epoch by `{profile.monitor}`)", "",
+             f"## Table 1 — validation DSC ({what}best epoch by `{profile.monitor}`"
+             + ("; the best network's logits averaged over each slice's 8 flips and 90-degree turns" if profile.tta
+                else "") + ")", "",
              "| Method | " + " | ".join(f"ours: {SCORE_HEADS[k]}" for k in shown)
              + " | paper (256², ENet; its metric: pooled soft DSC) |",
              "|---|" + "---|" * (len(shown) + 1)]

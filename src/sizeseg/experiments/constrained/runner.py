@@ -54,9 +54,14 @@ def model_spec(profile: Profile) -> dict:
 RESULT_DEFAULTS = {"model": "enet", "term_weights": [], "init": None, "seed": 0, "field": 256, "weak": "erosion",
                    "batch_size": 1, "temperature": 1.0, "split": "patients", "betas": [0.9, 0.999], "augment": "affine",
                    "lr_schedule": "step", "weight_decay": 0.0, "monitor": "dsc_slice", "protocol": "ours",
-                   "slices": "all", "full_dice": False,
+                   "slices": "all", "full_dice": False, "tta": False,
                    # unknown for rows written before they were recorded: such rows are not reused
                    "epochs": None, "lr": None, "resolution": None, "proposal_iterations": None, "train_batches": None}
+
+
+#: Settings of the final evaluation only: a cached run that differs in nothing else is scored again from its
+#: best network instead of being retrained.
+EVALUATION_SETTINGS = ("tta",)
 
 
 def run_settings(profile: Profile, seed: int, init: str | None) -> dict:
@@ -89,10 +94,17 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
     settings = run_settings(profile, seed, init)
     result_file = run_dir / "result.json"
     if result_file.is_file():
-        row = json.loads(result_file.read_text())
-        check_reusable(result_file, row, settings, RESULT_DEFAULTS)
-        return {**RESULT_DEFAULTS, **row}  # rows written before a setting was recorded lack it
+        row = {**RESULT_DEFAULTS, **json.loads(result_file.read_text())}  # older rows lack newer settings
+        trained = {k: v for k, v in settings.items() if k not in EVALUATION_SETTINGS}
+        check_reusable(result_file, row, trained, RESULT_DEFAULTS)
+        if all(row[k] == settings[k] for k in EVALUATION_SETTINGS) or best_checkpoint(run_dir) is None:
+            check_reusable(result_file, row, settings, RESULT_DEFAULTS)
+            return row
+        row.update(settings, **evaluate(load_model(best_checkpoint(run_dir)), val, tta=profile.tta))
+        atomic_write_text(result_file, json.dumps(row, indent=1))
+        return row
     train_set, val_set = method_datasets(train, val, method, profile, weak, ref, seed, ref_subject)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # before the trainer: no banners, no tips
     pl.seed_everything(seed, workers=True, verbose=False)
     spec = model_spec(profile)
     model = build_model(**spec) if init_dir is None else load_model(best_checkpoint(init_dir)).train()
@@ -105,12 +117,11 @@ def train_method(method: Method, train, val, profile: Profile, run_dir: Path, we
                            num_sanity_val_steps=0)
     trainer.callbacks.insert(0, val_dice_callback(val))
     trainer.callbacks.append(LogBarrierSchedule())
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     start = time.perf_counter()
     fit(trainer, module, datamodule, resume=True)
     seconds = time.perf_counter() - start
     curve = read_curve(run_dir / "metrics.csv", profile.monitor)  # merged over resumed runs by fit()
-    best = evaluate(load_model(best_checkpoint(run_dir)), val)
+    best = evaluate(load_model(best_checkpoint(run_dir)), val, tta=profile.tta)
     row = {"method": method.key, "label": method.label + (f", started from the {init} network" if init else ""),
            "paper_dsc": None if init else method.paper_dsc, **settings, **best, "best_epoch": int(np.argmax(curve)) + 1 if curve else 0,
            "last_epoch_score": curve[-1] if curve else math.nan, "epochs": len(curve),
