@@ -49,10 +49,12 @@ def test_constrained_ablation_runs_its_steps_and_tabulates_them(tmp_path, acdc, 
     ablation = _script("constrained_ablation")
     out = tmp_path / "ablation"
     extra = "--quick --epochs 1 --batch-size 2 --model enet --field 32 --resolution 16"
-    assert ablation.main(["--data", str(acdc), "--out", str(out), "--steps", "base,temperature,enet",
+    assert ablation.main(["--data", str(acdc), "--out", str(out), "--steps", "base,temperature,enet,weak-budget",
                           "--workers", "1", "--extra", extra]) == 0
     rows = list(csv.DictReader(open(out / "ablation.csv")))
-    assert [r["step"] for r in rows] == ["base", "temperature", "enet"]
+    assert [r["step"] for r in rows] == ["base", "temperature", "enet", "weak-budget"]
+    assert rows[3]["flags"] == "--weak erosion-budget" and rows[3]["full_dsc_3d"] == rows[0]["full_dsc_3d"]
+    assert not (out / "weak-budget" / "runs" / "full").exists()  # full supervision does not see the weak labels
     assert rows[1]["flags"] == "--temperature 0.1"
     assert "--slices lv --split frames --model enet" in rows[2]["flags"]  # a branch carries every step up to its base
     for r in rows:
@@ -63,3 +65,44 @@ def test_constrained_ablation_runs_its_steps_and_tabulates_them(tmp_path, acdc, 
     assert "| temperature |" in (out / "ablation.md").read_text()
     with pytest.raises(SystemExit):
         ablation.main(["--data", str(acdc), "--out", str(out), "--steps", "nonsense"])
+
+
+@pytest.mark.slow
+def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
+    import csv
+
+    out = tmp_path / "noise"
+    assert _script("sizes_noise").main(["--out", str(out), "--images", "24", "--train", "16", "--masks", "4",
+                                        "--side", "48", "--free-steps", "1", "--pretrain-epochs", "1",
+                                        "--epochs", "1", "--batch", "4", "--model", "unet-tiny",
+                                        "--methods", "control,relative tau=0.25"]) == 0
+    rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "B"]
+    assert [r["method"] for r in rows if r["band"] == "all"] == ["start (pre-trained)", "control", "relative tau=0.25"]
+    assert {r["band"] for r in rows} == {"4-10", "10-20", "20-40", "40-80", "all"}
+    assert "## B. Size fine-tuning of a network" in (out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, acdc, capsys):
+    import csv
+
+    script = _script("sizes_acdc")
+    out = tmp_path / "acdc"
+    argv = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--out", str(out), "--field", "16",
+            "--resolution", "16", "--m", "2", "--seeds", "0,1", "--pretrain-steps", "2", "--finetune-steps", "1",
+            "--batch", "4", "--model", "unet-plain"]
+    assert script.main(argv) == 0
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert [(r["seed"], r["method"]) for r in rows] == [
+        (s, m) for s in "01" for m in ("pre-trained", "true-size oracle", "control", "size", "mixed")]
+    for r in rows:
+        assert 0 <= float(r["IoU"]) <= 1 and float(r["E"]) >= 0
+    oracle = [r for r in rows if r["method"] == "true-size oracle"]
+    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::5]))  # moved onto the true sizes
+    assert "size vs control" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert script.main(argv) == 0  # finished (m, seed) cells are not run again
+    assert "m 2 seed" not in capsys.readouterr().out
+    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 10
+    with pytest.raises(SystemExit):
+        script.main(argv + ["--methods", "size,nonsense"])
