@@ -38,6 +38,8 @@ FINETUNE_FLAGS = {
                       "1 is the paper's, smaller keeps large objects' sampled sizes near their thresholded ones"),
     "--m": ("m", int, "mixed mode: masked training images kept"),
     "--mask-fraction": ("mask_fraction", float, "mixed mode: expected fraction of masked images per epoch"),
+    "--size-loss": ("size_loss", str, "object: SizeLoss on each class's largest object (one size per class); objects: "
+                    "ObjectSizeLoss on each class's list of object sizes (--sizes with lists, or data with size lists)"),
     "--size-matched-weight": ("size_matched_weight", float,
                               "weight of BCE to the prediction moved onto each annotated size (0: off, the default)"),
 }
@@ -97,6 +99,14 @@ def register(subparsers) -> None:
     _add_train_arguments(fine, FINETUNE_FLAGS)
     fine.add_argument("--init", help="checkpoint to start from (e.g. RUN/checkpoints/best.ckpt of pretrain)")
     fine.add_argument("--mixed", action="store_true", help="masks and sizes in the same run (BCE + SizeLoss)")
+    fine.add_argument("--sizes", help="CSV of sizes for the prepared items, replacing theirs: 'image,size', "
+                                      "'image,LV,RV,MYO' (one column per class; a cell may list objects 'a;b'), "
+                                      "'image,sizes' ('a;b;c' per image) or 'image,object_size' (one row per object); "
+                                      "image = item id, source file or its stem")
+    for sub in (pre, fine):
+        sub.add_argument("--classes", help="comma-separated class names: the network gets one output channel (one "
+                                           "sigmoid) per class; masks hold labels 1..C; with --sizes, the CSV's class "
+                                           "columns to read (default: one class, or every column of a class CSV)")
     fine.set_defaults(func=_run_train, mode="finetune")
 
     ev = subparsers.add_parser("evaluate", help="E, IoU and Dice of a checkpoint on a split",
@@ -111,7 +121,10 @@ def register(subparsers) -> None:
 
     pr = subparsers.add_parser("predict", help="write predicted masks (PNG or NIfTI) and a CSV of predicted sizes",
                                description="Predict masks for the items of a prepared data set; writes OUT/masks/<id>.png "
-                                           "(or .nii.gz) and OUT/sizes.csv (id, predicted size, annotated size), atomically.")
+                                           "(or .nii.gz) and OUT/sizes.csv (id, predicted size, annotated size), atomically. "
+                                           "A NIfTI mask keeps its source volume's affine (voxel spacing, orientation): "
+                                           "the source's with --original-size, else moved onto the prepared grid. Sizes "
+                                           "are object sizes in pixels; for volumes, 3D Chebyshev sizes in voxels.")
     pr.add_argument("--checkpoint", required=True, help="a .ckpt written by pretrain / finetune")
     pr.add_argument("--data", required=True, help="a prepared data folder")
     pr.add_argument("--split", default="all", help="train, val, test or all (default all)")
@@ -175,12 +188,41 @@ def _run_train(args: argparse.Namespace) -> int:
         _check_init_model(init, _given_model(args))
     if mode == "finetune" and init is None:
         print("note: fine-tuning from a freshly initialised network (no --init given)")
-    data = load_prepared(args.data)
+    data = with_classes_and_sizes(load_prepared(args.data), args, cfg)
     result = train(mode, data, args.out, cfg, init=init, resume=not args.no_resume, progress_bar=args.progress,
                    say=print)
     for line in train_summary(mode, result):
         print(line)
     return 0
+
+
+def with_classes_and_sizes(data, args: argparse.Namespace, cfg):
+    """``data`` with the classes of ``--classes`` and the sizes of ``--sizes`` (checked before any training)."""
+    import dataclasses
+
+    import numpy as np
+
+    from sizeseg.data.errors import DataError
+    from sizeseg.data.size_lists import attach_size_table, read_size_table
+
+    classes = None
+    if getattr(args, "classes", None):
+        classes = [c.strip() for c in args.classes.split(",")]
+        if not all(classes) or len(set(classes)) != len(classes):
+            raise ValueError(f"--classes: expected distinct comma-separated names, got {args.classes!r}")
+    if classes and len(classes) > 1:
+        top = int(np.asarray(data.masks).max()) if len(data) else 0
+        if top > len(classes):
+            raise DataError(f"{args.data}: masks hold label {top}, more than the {len(classes)} classes of --classes "
+                            f"{args.classes}")
+        data = dataclasses.replace(data, params={**data.params, "classes": classes})
+    if getattr(args, "sizes", None):
+        table = read_size_table(args.sizes, classes if classes and len(classes) > 1 else None)
+        # SizeLoss sees one size per class: a list would silently stand for its largest object
+        data = attach_size_table(data, table, length=1 if cfg.size_loss == "object" else None)
+        if len(table.classes) > 1 and not classes:
+            classes = table.classes
+    return data
 
 
 def train_summary(mode: str, result) -> list[str]:
@@ -269,10 +311,18 @@ def to_source_shape(logits, source_shape, fit: str):
     return center_crop_or_pad(logits, tuple(int(n) for n in source_shape), fill=-1.0)
 
 
+def _item_affine(data, index: int, original_size: bool):
+    """The voxel-to-world affine of item ``index``'s predicted NIfTI: its source's (at the source's
+    size) or the source's moved onto the prepared grid; None (identity) for data that records none."""
+    key = "source_affine" if original_size else "affine"
+    return data.extra[key][index] if key in data.extra else None
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sizeseg.io_utils import atomic_path, atomic_write_bytes, write_csv
+    from sizeseg.data.nifti import write_nifti
+    from sizeseg.io_utils import atomic_path, write_csv
     from sizeseg.metrics import predicted_size
     from sizeseg.training import load_model, predict_logits
 
@@ -303,11 +353,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                 with atomic_path(out / "masks" / names[i]) as tmp:
                     Image.fromarray(mask * 255).save(tmp, format="PNG")
             else:
-                import gzip
-
-                import nibabel as nib
-
-                atomic_write_bytes(out / "masks" / names[i], gzip.compress(nib.Nifti1Image(mask, np.eye(4)).to_bytes()))
+                write_nifti(out / "masks" / names[i], mask, _item_affine(data, i, args.original_size))
             annotated = float(data.sizes[i])
             rows.append({"id": str(data.ids[i]), "file": f"masks/{names[i]}",
                          "predicted_size": float(sizes[k]), "annotated_size": "" if np.isnan(annotated) else annotated})

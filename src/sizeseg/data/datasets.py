@@ -3,13 +3,17 @@
 An item is a dict::
 
     image     float32 (C, *spatial)      normalised input
-    mask      float32 (1, *spatial)      {0, 1}; zeros where has_mask is False
+    mask      float32 (C, *spatial)      {0, 1}, one channel per class (C = 1 unless the data has
+                                         several classes); zeros where has_mask is False
     has_mask  bool ()                    the item carries a pixel mask
     size      float32 ()                 object size; NaN where not given
     bounds    float32 (2,)               [a, b] on the soft size; NaN where not given
     size_bounds float32 (2,)             [a, b] on the discrete object size (paper 1's); NaN where not given
     weak      int64 (*spatial)           1 fg / 0 bg / -1 unlabelled
     id        str                        stable identifier (source:slice)
+    object_sizes float32 (C, K)          only for data with size lists (:mod:`sizeseg.data.size_lists`):
+                                         the sizes of each class's objects, NaN-padded to the data
+                                         set's longest list K (so batches stack; NaN marks padding)
 
 The default ``torch.utils.data.DataLoader`` collate stacks these into the batch dictionary
 (``id`` becomes a list of str); :func:`collate_batch` does the same explicitly and checks keys.
@@ -27,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sizeseg.data.prepared import PreparedData
+from sizeseg.data.size_lists import n_classes, size_lists
 from sizeseg.data.weak import IGNORE_INDEX
 
 BATCH_KEYS = ("image", "mask", "has_mask", "size", "bounds", "size_bounds", "weak", "id")
@@ -132,23 +137,40 @@ class SegmentationDataset(Dataset):
         self.size_bounds = torch.from_numpy(size_bounds)
         self.weak = None if weak is None else torch.from_numpy(np.ascontiguousarray(weak, dtype=np.int8))
         self.ids = [str(i) for i in data.ids]
+        self.classes = n_classes(data)
+        lists = size_lists(data)
+        if lists is not None:
+            lists = lists.copy()
+            if sizes == "unmasked":
+                lists[keep] = np.nan
+            elif sizes == "none":
+                lists[:] = np.nan
+        self.object_sizes = None if lists is None else torch.from_numpy(lists)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         has_mask = bool(self.has_mask[i])
-        mask = self.masks[i].float().unsqueeze(0) if has_mask else torch.zeros((1,) + self.masks.shape[1:])
+        if not has_mask:
+            mask = torch.zeros((self.classes,) + self.masks.shape[1:])
+        elif self.classes == 1:
+            mask = (self.masks[i] > 0).float().unsqueeze(0)
+        else:  # a label map: channel c is label c + 1
+            mask = torch.stack([self.masks[i] == c + 1 for c in range(self.classes)]).float()
         weak = (self.weak[i].long() if self.weak is not None
                 else torch.full(self.masks.shape[1:], IGNORE_INDEX, dtype=torch.long))
         image = self.images[i]
         if self.augment != "none":
             image, mask, weak = self._augment(image, mask, weak)
-        return {
+        item = {
             "image": image.contiguous(), "mask": mask.contiguous(), "has_mask": torch.tensor(has_mask),
             "size": self.sizes[i], "bounds": self.bounds[i], "size_bounds": self.size_bounds[i],
             "weak": weak.contiguous(), "id": self.ids[i],
         }
+        if self.object_sizes is not None:
+            item["object_sizes"] = self.object_sizes[i]
+        return item
 
     def _augment(self, image, mask, weak):
         dims = image.dim() - 1
@@ -189,7 +211,7 @@ def affine_2d(image: torch.Tensor, mask: torch.Tensor, weak: torch.Tensor, angle
     image = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     stacked = torch.cat([mask, (weak + 1).float()[None]])[None]  # weak + 1: outside → 0 → -1
     stacked = F.grid_sample(stacked, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-    return image, stacked[:1], stacked[1].long() - 1
+    return image, stacked[:-1], stacked[-1].long() - 1
 
 
 def collate_batch(items: Sequence[dict]) -> dict[str, Any]:
@@ -204,5 +226,10 @@ def collate_batch(items: Sequence[dict]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"collate_batch: items lack keys {missing}")
     batch = {k: torch.stack([it[k] for it in items]) for k in BATCH_KEYS if k != "id"}
+    if "object_sizes" in items[0]:
+        # lists of items from different data sets may differ in length: NaN-pad to the longest
+        width = max(it["object_sizes"].shape[-1] for it in items)
+        batch["object_sizes"] = torch.stack([torch.nn.functional.pad(it["object_sizes"], (0, width - it["object_sizes"].shape[-1]),
+                                                                     value=float("nan")) for it in items])
     batch["id"] = [it["id"] for it in items]
     return batch

@@ -12,9 +12,12 @@ from sizeseg.losses.size_loss import DEFAULT_NOISE_SCALE
 
 #: SizeLoss criteria a run may use (names of :mod:`sizeseg.losses.size_criteria`)
 SIZE_CRITERIA = ("relative", "squared", "absolute")
+#: size losses a run may use: the single-object SizeLoss (each class's largest size) or the
+#: per-object ObjectSizeLoss (each class's list of object sizes)
+SIZE_LOSSES = ("object", "objects")
 DEFAULT_SIZE_CRITERION = "relative"
 #: what runs recorded before a key existed were trained with (for reusing cached runs)
-PREDATING = {"noise_scale": 1.0, "size_criterion": "squared"}
+PREDATING = {"noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object"}
 #: one line per key, for ``--help`` and ``--print-config``
 HELP = {
     "model": "network name (unet, unet-small, unet-resnet34, unet-tiny, enet)",
@@ -29,6 +32,8 @@ HELP = {
     "n_samples": "SizeLoss gradient samples n",
     "noise_scale": "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); 1 is the paper's",
     "size_criterion": "SizeLoss's loss on sizes: relative ((t - s)^2 / t^2), squared (the paper's) or absolute",
+    "size_loss": "object (SizeLoss on each class's largest size) or objects (ObjectSizeLoss on each class's "
+                 "list of object sizes; needs size lists)",
     "bce_weight": "weight of the BCE term on masks",
     "size_weight": "weight of the size term (with the relative criterion one weight suits any object size)",
     "size_matched_weight": "weight of BCE to the prediction moved onto each annotated size (0: off)",
@@ -63,6 +68,8 @@ class TrainConfig:
         noise_scale: scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau) (1: the paper's).
         size_criterion: SizeLoss's loss on sizes: ``relative`` ((t - s)^2 / t^2, one weight suits
             objects of any size), ``squared`` (the paper's, in pixels^2) or ``absolute``.
+        size_loss: ``object`` (SizeLoss: each class's largest object) or ``objects``
+            (ObjectSizeLoss: each class's list of object sizes, ``extra["object_sizes"]``).
         bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms.
         size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
             mixed training (0: off; see :class:`~sizeseg.training.loss_terms.SizeMatchedTerm`).
@@ -87,6 +94,7 @@ class TrainConfig:
     n_samples: int = 1
     noise_scale: float = DEFAULT_NOISE_SCALE
     size_criterion: str = DEFAULT_SIZE_CRITERION
+    size_loss: str = "object"
     bce_weight: float = 1.0
     size_weight: float = 1.0
     size_matched_weight: float = 0.0
@@ -147,7 +155,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, noise_scale, size_criterion, bce_weight, size_weight, size_matched_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, noise_scale, size_criterion, size_loss, bce_weight, size_weight, size_matched_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
@@ -240,5 +248,7 @@ def _coerce(key: str, value: Any, default: Any, name: str) -> Any:
             raise ValueError(f"{name} expects one of {', '.join(ACCELERATORS)}, got {value!r}")
         if key == "size_criterion" and value not in SIZE_CRITERIA:
             raise ValueError(f"{name} expects one of {', '.join(SIZE_CRITERIA)}, got {value!r}")
+        if key == "size_loss" and value not in SIZE_LOSSES:
+            raise ValueError(f"{name} expects one of {', '.join(SIZE_LOSSES)}, got {value!r}")
         return value
     raise ValueError(f"{name} expects {expected.__name__}, got {value!r}")

@@ -99,7 +99,11 @@ class SizeTerm:
     r"""The size loss (paper 1) on the images that carry a size: ``SizeLoss(n_samples)(logits, sizes)``.
 
     Images whose ``batch["size"]`` is NaN are left out. See :class:`sizeseg.SizeLoss` for the
-    sampled gradient of the square loss :math:`(s - g(\hat y))^2`.
+    sampled gradient of the square loss :math:`(s - g(\hat y))^2`. With several classes
+    (logits (B, C, ...), C > 1) the sizes are each class's largest listed size (:func:`class_sizes`
+    of ``batch["object_sizes"]``), one independent sigmoid per class; images or classes without a
+    size contribute nothing. This is the single-object loss: of several objects of a class it
+    sees only the largest (use :class:`ObjectSizeTerm` for lists).
 
     Example:
         >>> term = SizeTerm(n_samples=1)
@@ -128,10 +132,65 @@ class SizeTerm:
         return self._loss
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        if logits.shape[1] > 1:
+            sizes = _class_lists(logits, batch)[..., 0]  # (B, C): each class's largest
+            keep = ~torch.isnan(sizes).all(-1)
+            if not bool(keep.any()):
+                return zero_like_graph(logits)
+            return self._module()(logits[keep], sizes[keep])
         keep = _sized_images(logits, batch)
         if not bool(keep.any()):
             return zero_like_graph(logits)
         return self._module()(logits[keep], batch["size"][keep].float())
+
+
+def _class_lists(logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+    """``batch["object_sizes"]`` as (B, C, K) sorted descending (NaN last), checked against the logits."""
+    if "object_sizes" not in batch:
+        raise ValueError(f"batch['object_sizes']: logits have {logits.shape[1]} channels or the loss takes lists of "
+                         "object sizes, but the batch carries no size lists; the data needs extra['object_sizes'] "
+                         "(e.g. finetune --sizes CSV)")
+    lists = batch["object_sizes"].float()
+    if lists.ndim == 2:
+        lists = lists[:, None]
+    if lists.ndim != 3 or tuple(lists.shape[:2]) != tuple(logits.shape[:2]):
+        raise ValueError(f"batch['object_sizes']: expected shape ({logits.shape[0]}, {logits.shape[1]}, K) for logits "
+                         f"{tuple(logits.shape)}, got {tuple(lists.shape)}")
+    filled = torch.where(torch.isnan(lists), torch.full_like(lists, -1.0), lists)
+    ordered = torch.sort(filled, dim=-1, descending=True).values
+    return torch.where(ordered < 0, torch.full_like(ordered, float("nan")), ordered)
+
+
+class ObjectSizeTerm:
+    r"""The per-object size loss (:class:`~sizeseg.losses.object_size_loss.ObjectSizeLoss`) on the
+    images whose ``batch["object_sizes"]`` (B, C, K) lists any size.
+
+    Each class's predicted objects (the connected components of its sampled mask, 8-connected in
+    2D and 26 in 3D unless ``connectivity`` says otherwise) are matched to its listed sizes in
+    sorted order, missing objects counting as size 0; one independent sigmoid per class.
+
+    Example:
+        >>> nan = float("nan")
+        >>> batch = {"object_sizes": torch.tensor([[[4.0, 2.0]], [[nan, nan]]])}
+        >>> term = ObjectSizeTerm(seed=0)
+        >>> logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
+        >>> term(logits, batch).backward(); bool(logits.grad[1].abs().sum() == 0)
+        True
+    """
+
+    def __init__(self, n_samples: int = 1, weight: float = 1.0, name: str = "object_size", **loss_kwargs) -> None:
+        from sizeseg.losses.object_size_loss import ObjectSizeLoss
+
+        self.weight = _check_weight(weight)
+        self.name = name
+        self._loss = ObjectSizeLoss(n_samples=n_samples, **loss_kwargs)
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        lists = _class_lists(logits, batch)
+        keep = ~torch.isnan(lists).all(-1).all(-1)
+        if not bool(keep.any()):
+            return zero_like_graph(logits)
+        return self._loss(logits[keep], lists[keep])
 
 
 class SizeMatchedTerm:

@@ -9,12 +9,15 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from sizeseg.metrics import MeanOverImages, dice_score, iou_score, predicted_size, squared_size_error
+from sizeseg.metrics import MeanOverImages
+from sizeseg.metrics.object_size_error import score_batch
 from sizeseg.training.loss_terms import LossTerm
 
 STAGES = ("val", "test")
 LR_SCHEDULES = ("step", "cosine")
 METRICS = ("E", "IoU", "Dice")
+#: logged only for data with size lists (``batch["object_sizes"]``)
+OBJECT_METRICS = ("E_obj", "AE_obj")
 
 
 class SegmentationModule(pl.LightningModule):
@@ -27,6 +30,13 @@ class SegmentationModule(pl.LightningModule):
     seen by all processes (exact under DDP): ``<stage>/E`` (eq. 22, on images with a size),
     ``<stage>/IoU`` (eq. 23) and ``<stage>/Dice`` (on images with a mask). The wall time of the
     training batches of each epoch is logged as ``epoch_time`` (seconds).
+
+    Several classes (``class_names`` of C > 1): the network has C output channels, one sigmoid
+    each (a pixel may be scored for several classes; see the README for why not a softmax); IoU,
+    Dice and E are means over the classes (:func:`sizeseg.metrics.object_size_error.score_batch`)
+    and ``<stage>/IoU_<class>`` are logged per class. With size lists in the batch
+    (``object_sizes``) the per-object size errors ``<stage>/E_obj`` (pixels^2) and
+    ``<stage>/AE_obj`` (pixels) are logged too.
 
     Args:
         model: network mapping (B, C_in, *spatial) to one-channel logits (B, 1, *spatial).
@@ -43,6 +53,7 @@ class SegmentationModule(pl.LightningModule):
             (logit > ``threshold`` = 0) do not depend on it.
         threshold: logit threshold of the predicted mask (0 ↔ probability 0.5).
         model_spec: how to rebuild ``model`` (``build_model`` arguments), stored in checkpoints.
+        class_names: the C class names when the network has C > 1 output channels (logged per class).
 
     Example:
         >>> from sizeseg.models import build_model
@@ -65,6 +76,7 @@ class SegmentationModule(pl.LightningModule):
         betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
         temperature: float = 1.0,
+        class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
@@ -91,8 +103,10 @@ class SegmentationModule(pl.LightningModule):
         self.model = model
         self.loss_terms = loss_terms
         self.save_hyperparameters(ignore=["model", "loss_terms"])
+        self.class_names = list(class_names or [])
+        names = METRICS + OBJECT_METRICS + tuple(f"IoU_{c}" for c in self.class_names)
         self.metrics = nn.ModuleDict(
-            {f"{stage}_{name}": MeanOverImages() for stage in STAGES for name in METRICS}
+            {f"{stage}_{name}": MeanOverImages() for stage in STAGES for name in names}
         )
         self._epoch_start = 0.0
         self._last_batch_end = 0.0
@@ -126,18 +140,23 @@ class SegmentationModule(pl.LightningModule):
 
     # --------------------------------------------------------- validation / test
     def _evaluate(self, batch: Mapping, stage: str) -> None:
-        logits = self(batch["image"])
-        pred = logits > self.hparams.threshold
-        sizes = batch["size"].float()
-        self.metrics[f"{stage}_E"].update(squared_size_error(predicted_size(logits, self.hparams.threshold), sizes))
-        has = batch["has_mask"].bool()
-        if bool(has.any()):
-            target = batch["mask"][has] > 0.5
-            self.metrics[f"{stage}_IoU"].update(iou_score(pred[has], target))
-            self.metrics[f"{stage}_Dice"].update(dice_score(pred[has], target))
+        scores = score_batch(self(batch["image"]), batch, self.hparams.threshold)
+        logged = list(METRICS)
+        self.metrics[f"{stage}_E"].update(scores["E"])
+        if len(scores["IoU"]):
+            self.metrics[f"{stage}_IoU"].update(scores["IoU"])
+            self.metrics[f"{stage}_Dice"].update(scores["Dice"])
+            for k, name in enumerate(self.class_names):
+                self.metrics[f"{stage}_IoU_{name}"].update(scores["IoU_class"][:, k])
+        logged += [f"IoU_{name}" for name in self.class_names]
+        if "E_obj" in scores:
+            for name in OBJECT_METRICS:
+                self.metrics[f"{stage}_{name}"].update(scores[name])
+            logged += list(OBJECT_METRICS)
         # Logging the metric objects lets Lightning compute (and DDP-reduce) them at epoch end.
-        for name in METRICS:
-            self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], on_step=False, on_epoch=True, prog_bar=name != "Dice")
+        for name in logged:
+            self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], on_step=False, on_epoch=True,
+                     prog_bar=name in ("E", "IoU"))
 
     def _sync_buffers(self) -> None:
         # Without SyncBatchNorm (not available on CPU) each DDP process updates its own batch-norm

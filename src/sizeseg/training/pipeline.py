@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from sizeseg.metrics import dice_score, iou_score, predicted_size, squared_size_error
+from sizeseg.data.size_lists import n_classes
+from sizeseg.metrics.object_size_error import score_batch
 from sizeseg.models import build_model
 from sizeseg.training.checkpoints import read_checkpoint
 from sizeseg.training.config import TrainConfig
 from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
-from sizeseg.training.loss_terms import BCETerm, SizeMatchedTerm, SizeTerm
+from sizeseg.training.loss_terms import BCETerm, ObjectSizeTerm, SizeMatchedTerm, SizeTerm
 from sizeseg.training.module import SegmentationModule
 from sizeseg.training.run_record import check_resume, run_settings, write_run_settings
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
@@ -56,14 +57,16 @@ class TrainResult:
 
 
 def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
-    """Loss terms of a mode: BCE (pretrain), SizeLoss (finetune), both (mixed); the size-matched
+    """Loss terms of a mode: BCE (pretrain), SizeLoss (finetune; ObjectSizeLoss with
+    ``cfg.size_loss="objects"``), both (mixed); the size-matched
     pseudo-label BCE joins the size modes when ``cfg.size_matched_weight`` > 0."""
     terms = []
     if mode in ("pretrain", "mixed"):
         terms.append(BCETerm(weight=cfg.bce_weight))
     if mode in ("finetune", "mixed"):
-        terms.append(SizeTerm(n_samples=cfg.n_samples, weight=cfg.size_weight, criterion=cfg.size_criterion,
-                              noise_scale=cfg.noise_scale))
+        size_term = ObjectSizeTerm if cfg.size_loss == "objects" else SizeTerm
+        terms.append(size_term(n_samples=cfg.n_samples, weight=cfg.size_weight, criterion=cfg.size_criterion,
+                               noise_scale=cfg.noise_scale))
         if cfg.size_matched_weight > 0:
             terms.append(SizeMatchedTerm(weight=cfg.size_matched_weight))
     if not terms:
@@ -144,15 +147,23 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     say = say or (lambda message: None)
     progress = resolve_progress(progress_bar)
     val = data.split("val")
-    monitor, messages = choose_monitor(MONITOR[mode], cfg.monitor, val)
+    classes = n_classes(data)
+    if cfg.size_loss == "objects" and mode != "pretrain" and "object_sizes" not in data.extra:
+        raise ValueError("size_loss: 'objects' needs lists of object sizes, and this data has one size per image; "
+                         "give them (finetune --sizes CSV) or use size_loss 'object'")
+    default = "val/E_obj" if cfg.size_loss == "objects" and mode != "pretrain" else MONITOR[mode]
+    monitor, messages = choose_monitor(default, cfg.monitor, val)
     for message in messages:
         say(message)
     train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
     val_set = eval_dataset(val)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": 1,
+    spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": classes,
             "spatial_dims": int(data.images.ndim - 2)}
     model, spec = _model_and_spec(init) if init is not None else (build_model(**spec), spec)
+    if int(spec.get("out_channels", 1)) != classes:
+        raise ValueError(f"--init: {init} holds a network with {spec.get('out_channels', 1)} output channel(s), but the "
+                         f"data has {classes} class(es); start from a checkpoint trained on these classes")
     settings = {**run_settings(mode, cfg, init), "model": spec["name"]}  # with --init, its network
     if resume and last_checkpoint(out_dir) is not None:
         check_resume(out_dir, settings, TrainConfig().to_dict(),
@@ -165,7 +176,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         say(f"start ({Path(init).name}): {monitor} {start:.4g} on validation")
     module = SegmentationModule(
         model.train(), loss_terms_for(mode, cfg), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
-        model_spec=spec,
+        model_spec=spec, class_names=data.params.get("classes") if classes > 1 else None,
     )
     datamodule = SegmentationDataModule(
         train_set, val_set, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
@@ -230,20 +241,41 @@ def evaluate_model(model: nn.Module, data, batch_size: int = 64) -> dict[str, An
 
 
 def evaluate_logits(logits: torch.Tensor, data) -> dict[str, Any]:
-    """:func:`evaluate_model`'s scores of logits (N, 1, *spatial) for the items of ``data`` (mask: logits > 0)."""
-    sizes = torch.from_numpy(np.asarray(data.sizes, np.float32))
-    pred_sizes = predicted_size(logits)
-    e = squared_size_error(pred_sizes, sizes)
-    has = torch.from_numpy(np.asarray(data.has_mask, bool))
-    target = torch.from_numpy(np.asarray(data.masks) > 0)[has]
-    pred = logits[has][:, 0] > 0
-    iou = iou_score(pred, target) if has.any() else torch.zeros(0)
-    dice = dice_score(pred, target) if has.any() else torch.zeros(0)
-    return {
-        "E": float(np.nanmean(e.numpy())) if (~torch.isnan(e)).any() else float("nan"),
-        "IoU": float(iou.mean()) if len(iou) else float("nan"),
-        "Dice": float(dice.mean()) if len(dice) else float("nan"),
-        "n": int(len(data)), "n_masks": int(has.sum()), "n_sizes": int((~torch.isnan(sizes)).sum()),
-        "E_per_image": e.numpy(), "IoU_per_image": iou.numpy(), "Dice_per_image": dice.numpy(),
-        "predicted_size": pred_sizes.numpy(),
+    """:func:`evaluate_model`'s scores of logits (N, C, *spatial) for the items of ``data`` (mask: logits > 0).
+
+    With C > 1 classes IoU, Dice and E are means over the classes and ``IoU_<class>`` the
+    per-class means; with size lists (``extra["object_sizes"]``) ``E_obj`` and ``AE_obj`` are
+    the per-object size errors (:mod:`sizeseg.metrics.object_size_error`), also per image.
+    """
+    from sizeseg.data.size_lists import size_lists
+
+    masks = torch.from_numpy(np.asarray(data.masks))
+    classes = logits.shape[1]
+    batch = {"mask": (masks[:, None] > 0) if classes == 1 else torch.stack([masks == c + 1 for c in range(classes)], 1),
+             "has_mask": torch.from_numpy(np.asarray(data.has_mask, bool)),
+             "size": torch.from_numpy(np.asarray(data.sizes, np.float32))}
+    lists = size_lists(data)
+    if lists is not None:
+        batch["object_sizes"] = torch.from_numpy(lists)
+    scores = score_batch(logits, batch)
+    sizes = batch["size"]
+
+    def mean(x: torch.Tensor) -> float:
+        ok = ~torch.isnan(x)
+        return float(x[ok].mean()) if bool(ok.any()) else float("nan")
+
+    out = {
+        "E": mean(scores["E"]), "IoU": mean(scores["IoU"]), "Dice": mean(scores["Dice"]),
+        "n": int(len(data)), "n_masks": int(batch["has_mask"].sum()), "n_sizes": int((~torch.isnan(sizes)).sum()),
+        "E_per_image": scores["E"].numpy(), "IoU_per_image": scores["IoU"].numpy(),
+        "Dice_per_image": scores["Dice"].numpy(),
+        "predicted_size": scores["predicted_size"][:, 0].numpy() if logits.shape[1] == 1
+        else scores["predicted_size"].numpy(),
     }
+    for k, name in enumerate(data.params.get("classes") or [] if logits.shape[1] > 1 else []):
+        out[f"IoU_{name}"] = mean(scores["IoU_class"][:, k])
+    for name in ("E_obj", "AE_obj"):
+        if name in scores:
+            out[name] = mean(scores[name])
+            out[f"{name}_per_image"] = scores[name].numpy()
+    return out

@@ -15,7 +15,9 @@ import numpy as np
 
 from sizeseg.data.splits import MIN_VAL_MASKS
 #: metric -> direction ("max": higher is better)
-MONITORABLE = {"val/IoU": "max", "val/Dice": "max", "val/E": "min"}
+MONITORABLE = {"val/IoU": "max", "val/Dice": "max", "val/E": "min", "val/E_obj": "min", "val/AE_obj": "min"}
+#: metrics scored from sizes alone (the rest need masks)
+SIZE_METRICS = ("val/E", "val/E_obj", "val/AE_obj")
 
 
 def choose_monitor(default: str, asked: str, val) -> tuple[str, list[str]]:
@@ -43,13 +45,16 @@ def choose_monitor(default: str, asked: str, val) -> tuple[str, list[str]]:
     if monitor not in MONITORABLE:
         raise ValueError(f"monitor: expected one of {', '.join(MONITORABLE)} or empty (the mode's default), "
                          f"got {monitor!r}")
-    needs_masks = monitor != "val/E"
+    needs_masks = monitor not in SIZE_METRICS
     if needs_masks and masks == 0:
         if asked or sizes == 0:
             raise ValueError(f"monitor: {monitor} needs validation images with masks; the validation split has "
                              f"none ({sizes} with sizes)" + ("; use --monitor val/E" if sizes else ""))
         return "val/E", [f"note: the validation split has sizes only ({sizes} images, no mask): best.ckpt is "
                          "selected, and training stopped early, by validation E instead of validation IoU"]
+    if monitor in SIZE_METRICS[1:] and "object_sizes" not in val.extra:
+        raise ValueError(f"monitor: {monitor} needs size lists (extra['object_sizes']); this data has one size per "
+                         "image: use val/E")
     if not needs_masks and sizes == 0:
         raise ValueError(f"monitor: {monitor} needs validation images with sizes; the validation split has none")
     messages = []
