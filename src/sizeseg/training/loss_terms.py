@@ -100,8 +100,8 @@ class SizeTerm:
 
     Images whose ``batch["size"]`` is NaN are left out. See :class:`sizeseg.SizeLoss` for the
     sampled gradient of the square loss :math:`(s - g(\hat y))^2`. With several classes
-    (logits (B, C, ...), C > 1) the sizes are each class's largest listed size (:func:`class_sizes`
-    of ``batch["object_sizes"]``), one independent sigmoid per class; images or classes without a
+    (logits (B, C, ...), C > 1) the sizes are each class's largest listed size (from
+    ``batch["object_sizes"]`` (B, C, K)), one independent sigmoid per class; images or classes without a
     size contribute nothing. This is the single-object loss: of several objects of a class it
     sees only the largest (use :class:`ObjectSizeTerm` for lists).
 
