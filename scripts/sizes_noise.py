@@ -56,6 +56,12 @@ def make_data(n: int, side: int, seed: int):
         index += 1
         size = float(object_sizes(msk[None])[0])
         if low <= size <= high:
+            # The renderer draws the object brighter or darker than the background at random; an
+            # object covering most of the image then looks like background around a hole, which no
+            # network can tell apart. The object is made the brighter side (the image is standardised,
+            # so its negation is an image of the same kind).
+            if img[msk > 0].mean() < img[msk == 0].mean():
+                img = -img
             images.append(img)
             masks.append(msk)
             bands.append(band)
