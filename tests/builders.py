@@ -19,9 +19,9 @@ def reference_size(mask: np.ndarray) -> float:
     return 2.0 * ndimage.distance_transform_cdt(np.pad(mask, 1), metric="chessboard").max()
 
 
-def save_nifti(path: Path, array: np.ndarray) -> None:
+def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4)), str(path))
+    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4) if affine is None else affine), str(path))
 
 
 def ellipsoid(shape, centre, radii) -> np.ndarray:
@@ -91,5 +91,35 @@ def make_photo_folder(root: Path, n: int = 12, masked: int = 6, shape=(60, 80)) 
             Image.fromarray(mask * 255).save(masks / f"IMD{i:03d}.png")
         else:
             rows.append(f"IMD{i:03d}.png,{reference_size(mask):g}")
+    (root / "sizes.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def volume_affine(k: int) -> np.ndarray:
+    """A voxel-to-world affine per volume ``k``: anisotropic spacing, a rotation about the third axis
+    and a shifted origin, as scanners write them."""
+    angle = 0.1 * (k + 1)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.75 + 0.05 * k, 0.9, 2.5])
+    affine[:3, 3] = [-40.0 + k, 12.5, 30.0 - 2 * k]
+    return affine
+
+
+def make_volume_folder(root: Path, n: int = 8, masked: int = 6, shape=(9, 10, 7)) -> Path:
+    """A user's folder of 3D NIfTI volumes ``vol0.nii.gz`` ... (shapes around ``shape``, each with its
+    own :func:`volume_affine`), one bright ellipsoid each; the first ``masked`` have masks in
+    ``masks/``, the others their 3D Chebyshev size in ``sizes.csv``."""
+    rng = np.random.default_rng(0)
+    rows = ["image,size"]
+    for k in range(n):
+        extent = (shape[0] + k % 2, shape[1], shape[2] - k % 2)
+        mask = ellipsoid(extent, [e / 2 - 0.5 for e in extent], (3 + k % 2, 3, 2)).astype(np.uint8)
+        image = (rng.normal(0, 0.3, extent) + 2.0 * mask).astype(np.float32)
+        save_nifti(root / "images" / f"vol{k}.nii.gz", image, volume_affine(k))
+        if k < masked:
+            save_nifti(root / "masks" / f"vol{k}.nii.gz", mask, volume_affine(k))
+        else:
+            rows.append(f"vol{k}.nii.gz,{reference_size(mask):g}")
     (root / "sizes.csv").write_text("\n".join(rows) + "\n")
     return root

@@ -21,17 +21,19 @@ def _current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, suffix: str = ".part") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it replaces ``target``.
 
     Nothing half-written is left behind: on an exception the temporary file is removed.
+    ``suffix`` ends the temporary name, for writers that pick the format from it
+    (e.g. ``".part.nii.gz"`` for nibabel).
 
     >>> with atomic_path("/tmp/sizeseg_doctest.txt") as tmp:
     ...     _ = tmp.write_text("done")
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:

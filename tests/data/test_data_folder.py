@@ -66,13 +66,20 @@ def test_cache(folder, tmp_path):
 def test_nifti_volumes(tmp_path):
     images, masks = tmp_path / "vol", tmp_path / "volmask"
     mask = np.zeros((10, 12, 8), np.uint8); mask[2:8, 3:9, 2:6] = 1
-    save_nifti(images / "v1.nii.gz", np.random.default_rng(0).normal(size=(10, 12, 8)).astype(np.float32))
+    affine = np.diag([0.7, 0.8, 2.5, 1.0]); affine[:3, 3] = [-20, 5, 40]
+    save_nifti(images / "v1.nii.gz", np.random.default_rng(0).normal(size=(10, 12, 8)).astype(np.float32), affine)
     save_nifti(images / "v2.nii.gz", np.ones((9, 12, 8), np.float32))
-    save_nifti(masks / "v1.nii.gz", mask)
+    save_nifti(masks / "v1.nii.gz", mask, affine)
     (tmp_path / "s.csv").write_text("v2.nii.gz,3\n")
     data = build_folder(images, masks, tmp_path / "s.csv", shape=(12, 12, 8), fit="pad")
     assert data.images.shape == (2, 1, 12, 12, 8)
-    assert data.sizes[0] == reference_size(mask) and data.sizes[1] == 3
+    # 3D Chebyshev sizes, the one convention (outside the volume is background)
+    assert data.sizes[0] == reference_size(mask) == 4 and data.sizes[1] == 3
+    np.testing.assert_allclose(data.extra["source_affine"][0], affine, rtol=1e-6)  # the header holds float32
+    np.testing.assert_array_equal(data.extra["source_affine"][1], np.eye(4))
+    # padded by 1 voxel at the start of axis 0: the fitted origin is one voxel (0.7 mm) before the source's
+    np.testing.assert_allclose(data.extra["affine"][0][:3, 3], [-20.7, 5, 40], rtol=1e-6)
+    np.testing.assert_allclose(data.extra["affine"][1][:3, 3], [-1, 0, 0])
 
 
 @pytest.mark.parametrize("case, match", [

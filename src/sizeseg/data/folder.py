@@ -24,7 +24,11 @@ Without ``shape`` the working shape is the largest extent per axis, scaled down 
 so that its longest side is at most ``max_side`` (:data:`DEFAULT_MAX_SIDE`). Masks: every value
 > 0 is foreground. Sizes of masked items: :func:`sizeseg.object_size` (border="background") of
 the fitted mask; a CSV size given for a masked image is ignored in favour of its mask. 3D NIfTI
-volumes follow the same rules in three dimensions.
+volumes follow the same rules in three dimensions: a volume's size, from its mask or the CSV, is
+its 3D Chebyshev size (twice the largest 3D chessboard distance to the background), not a size
+of its slices. Each volume's affine is kept, as read (``extra["source_affine"]``) and moved onto
+the fitted grid (``extra["affine"]``, see :func:`sizeseg.data.geometry.fitted_affine`), so
+predicted masks are written with the source's spacing and orientation.
 
 Splits (:func:`sizeseg.data.splits.split_by_masks`): masked and size-only items are split
 separately, each by ``fractions`` (70/10/20 by default, seeded), so validation and test hold their
@@ -43,8 +47,8 @@ from typing import Sequence
 import numpy as np
 
 from sizeseg.data.errors import DataError
-from sizeseg.data.geometry import center_crop_or_pad, resize
-from sizeseg.data.nifti import NIFTI_SUFFIXES, as_label_array, nifti_stem, read_nifti
+from sizeseg.data.geometry import center_crop_or_pad, fitted_affine, resize
+from sizeseg.data.nifti import NIFTI_SUFFIXES, as_label_array, nifti_affine, nifti_stem, read_nifti
 from sizeseg.data.prepared import PreparedData, cached
 from sizeseg.data.sizes import areas, object_sizes
 from sizeseg.data.splits import PAPER1_FRACTIONS, split_by_masks
@@ -120,6 +124,7 @@ class FolderScan:
     masks: dict[int, np.ndarray]  # image index -> binary mask
     csv_sizes: dict[int, float]  # image index -> size from the CSV
     val: list[int]  # image indices from the validation list
+    affines: list[np.ndarray] | None = None  # NIfTI volumes: each source's voxel-to-world affine
 
 
 def _read_sizes_csv(path: Path, by_name: dict[str, int], by_stem: dict[str, int]) -> dict[int, float]:
@@ -222,7 +227,8 @@ def scan_folder(images: str | Path, masks: str | Path | None = None, sizes: str 
                 f"{path}: mask shape {raw.shape} does not match image shape {spatial} of {image_files[index].name}"
             )
         mask_arrays[index] = as_label_array(np.asarray(raw, dtype=np.float64), path) > 0
-    return FolderScan(kind, [p.name for p in image_files], arrays, mask_arrays, csv_sizes, val)
+    affines = [nifti_affine(p) for p in image_files] if kind == "nifti" else None
+    return FolderScan(kind, [p.name for p in image_files], arrays, mask_arrays, csv_sizes, val, affines)
 
 
 def _as_channels(arr: np.ndarray, kind: str, channels: int) -> np.ndarray:
@@ -334,11 +340,15 @@ def build_folder(
     names = np.array(scan.names)
     fixed = np.full(n, "", dtype=object)
     fixed[scan.val] = "val"
+    extra = {"areas": area, "size_scale": scales, "source_shape": np.array(spatial, np.int64)}
+    if scan.affines is not None:
+        extra["source_affine"] = np.stack(scan.affines)
+        extra["affine"] = np.stack([fitted_affine(a, s, shape, fit) for a, s in zip(scan.affines, spatial)])
     return PreparedData(
         images=out_images, masks=out_masks, has_mask=has_mask, sizes=size,
         ids=np.char.add(names, ":-1"), sources=names, slices=np.full(n, -1, np.int64), volumes=names,
         splits=split_by_masks(has_mask, fractions, splits, seed, fixed=fixed.astype(str)),
-        extra={"areas": area, "size_scale": scales, "source_shape": np.array(spatial, np.int64)},
+        extra=extra,
     )
 
 
@@ -373,7 +383,7 @@ def prepare_folder(
         "shape": None if shape is None else list(shape), "fit": fit, "seed": seed, "fractions": list(fractions),
         "splits": list(splits), "max_side": max_side, "split_rule": "masks stratified",
         "val_list": None if val_list is None else str(Path(val_list).resolve()),
-        "normalisation": "per-image z-score",
+        "normalisation": "per-image z-score", "nifti_affine": "kept",
         "inputs": [stamp(images), stamp(masks), stamp(sizes), stamp(val_list)],
     }
     return cached(out, params, lambda: build_folder(images, masks, sizes, shape, fit, seed, fractions, splits,

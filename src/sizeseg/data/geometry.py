@@ -65,6 +65,40 @@ def resize(array: np.ndarray, shape: Sequence[int], order: int = 1) -> np.ndarra
     return np.ascontiguousarray(out[(Ellipsis,) + tuple(slice(0, s) for s in shape)])
 
 
+def fitted_affine(affine: np.ndarray, source_shape: Sequence[int], shape: Sequence[int], fit: str) -> np.ndarray:
+    """The voxel-to-world affine of an array fitted to ``shape`` by :func:`center_crop_or_pad`
+    (``fit="pad"``) or :func:`resize` (``fit="resize"``) from a source with ``affine``.
+
+    A voxel of the fitted array then lies where the same content lay in the source: cropping and
+    padding shift the origin by the voxels cut or added at the start of each axis; resizing
+    scales the voxel axes by ``source / target`` and moves the origin by half the change of
+    voxel size (``scipy.ndimage.zoom`` with ``grid_mode=True`` keeps the array's outer edges).
+
+    >>> a = np.diag([2.0, 3.0, 4.0, 1.0]); a[:3, 3] = [10, 20, 30]
+    >>> fitted_affine(a, (10, 10, 10), (8, 12, 10), "pad")[:3, 3].tolist()     # crop 1, pad 1
+    [12.0, 17.0, 30.0]
+    >>> fitted_affine(a, (10, 10, 10), (5, 10, 20), "resize").diagonal().tolist()
+    [4.0, 3.0, 2.0, 1.0]
+    """
+    affine = np.asarray(affine, dtype=np.float64)
+    source_shape, shape = tuple(int(n) for n in source_shape), tuple(int(s) for s in shape)
+    if affine.shape != (4, 4) or len(source_shape) != 3 or len(shape) != 3:
+        raise ValueError(f"fitted_affine: expected a 4x4 affine and two 3D shapes, got {affine.shape}, "
+                         f"{source_shape} and {shape}")
+    if fit == "pad":
+        scale = np.ones(3)
+        start = np.array([(n - s) // 2 if n >= s else -((s - n) // 2) for n, s in zip(source_shape, shape)], float)
+    elif fit == "resize":
+        scale = np.array([n / s for n, s in zip(source_shape, shape)])
+        start = 0.5 * scale - 0.5
+    else:
+        raise ValueError(f"fit: expected 'pad' or 'resize', got {fit!r}")
+    index = np.eye(4)  # fitted voxel index -> source voxel index
+    index[:3, :3] = np.diag(scale)
+    index[:3, 3] = start
+    return affine @ index
+
+
 def block_mean_downsample(array: np.ndarray, factor: int) -> np.ndarray:
     """Average non-overlapping ``factor``×``factor`` blocks of the last two axes.
 

@@ -52,6 +52,41 @@ def read_nifti(path: str | Path, dtype=np.float32) -> np.ndarray:
         raise DataError(f"{path}: unreadable NIfTI file ({type(err).__name__}: {err})") from err
 
 
+def nifti_affine(path: str | Path) -> np.ndarray:
+    """The voxel-to-world affine (4x4 float64) of ``path``, from its header; DataError if unreadable."""
+    import nibabel as nib
+
+    try:
+        return np.asarray(nib.load(str(path)).affine, dtype=np.float64)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except Exception as err:
+        raise DataError(f"{path}: unreadable NIfTI file ({type(err).__name__}: {err})") from err
+
+
+def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    """Write ``array`` as NIfTI (``.nii.gz`` compressed, ``.nii`` plain) with ``affine`` (None:
+    identity), atomically; nibabel sets the voxel sizes of the header from the affine.
+
+    >>> import tempfile
+    >>> path = write_nifti(f"{tempfile.mkdtemp()}/m.nii.gz", np.ones((2, 3, 4), np.uint8), np.diag([2., 3., 4., 1.]))
+    >>> import nibabel as nib; [float(z) for z in nib.load(path).header.get_zooms()]
+    [2.0, 3.0, 4.0]
+    """
+    import nibabel as nib
+
+    from sizeseg.io_utils import atomic_path
+
+    path = Path(path)
+    suffix = next((s for s in NIFTI_SUFFIXES if path.name.endswith(s)), None)
+    if suffix is None:
+        raise ValueError(f"path: expected a name ending in {' or '.join(NIFTI_SUFFIXES)}, got {path.name}")
+    image = nib.Nifti1Image(np.asarray(array), np.eye(4) if affine is None else np.asarray(affine, np.float64))
+    with atomic_path(path, suffix=".part" + suffix) as tmp:
+        nib.save(image, str(tmp))
+    return path
+
+
 def read_label_nifti(path: str | Path) -> np.ndarray:
     """Integer label volume of ``path`` (int16); fails on non-integer or negative values."""
     raw = read_nifti(path, dtype=np.float64)
