@@ -89,6 +89,22 @@ def test_tiny_unet_pads_and_crops():
     assert sum(p.numel() for p in net.parameters()) < 200_000
 
 
+@pytest.mark.parametrize("shape, pads", [((8, 8, 8), (12, 12, 4, 4, 4, 4)), ((16, 5, 16), (8, 8, 5, 6, 0, 0))])
+def test_tiny_unet_trains_on_volumes_no_side_of_which_exceeds_16(shape, pads):
+    """Padded to 16 alone, such a volume reaches the bottleneck as one element, which instance
+    norm refuses in training; its last axis is padded to 32 instead (``pads``: F.pad's, last axis first)."""
+    torch.manual_seed(0)
+    net = build_model("unet-tiny", spatial_dims=3).train()
+    x = torch.randn(2, 1, *shape)
+    y = net(x)
+    assert y.shape == x.shape
+    y.sum().backward()
+    crop = tuple(slice(before, before + n) for before, n in zip(pads[-2::-2], shape))
+    with torch.no_grad():
+        net.eval()
+        assert torch.allclose(net(x), net.net(torch.nn.functional.pad(x, pads))[(..., *crop)])
+
+
 def test_plain_unet_pads_crops_and_validates():
     from sizeseg.models import PlainUNet
 

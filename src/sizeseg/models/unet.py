@@ -130,7 +130,9 @@ class UNet(nn.Module):
 class TinyUNet(nn.Module):
     r"""A narrow U-Net (MONAI ``BasicUNet``, about 0.1 M parameters) for tests and quick CPU demos.
 
-    Four downsamplings, so inputs are zero-padded to a multiple of 16 and the logits cropped back.
+    Four downsamplings, so inputs are zero-padded to a multiple of 16 (and, when no side exceeds 16,
+    to 32 along the last axis, so the bottleneck holds more than one element) and the logits
+    cropped back.
 
     Args:
         in_channels, out_channels, spatial_dims: as for :class:`UNet`.
@@ -139,6 +141,8 @@ class TinyUNet(nn.Module):
     Example:
         >>> TinyUNet(1, 1)(torch.randn(2, 1, 48, 30)).shape
         torch.Size([2, 1, 48, 30])
+        >>> TinyUNet(1, 1, spatial_dims=3).train()(torch.randn(2, 1, 8, 8, 8)).shape  # small volumes too
+        torch.Size([2, 1, 8, 8, 8])
     """
 
     multiple: int = 16
@@ -155,7 +159,15 @@ class TinyUNet(nn.Module):
         self.net = BasicUNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
                              features=tuple(int(f) for f in features))
 
-    forward = UNet.forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and x.ndim >= 3 and all(s <= self.multiple for s in x.shape[2:]):
+            # the bottleneck (1/16 of each side) would hold one element, which instance norm
+            # refuses in training: small inputs (8x8x8 volumes) go in padded to 32 along the last axis
+            width = x.shape[-1]
+            before = (2 * self.multiple - width) // 2
+            padded = F.pad(x, (before, 2 * self.multiple - width - before))
+            return UNet.forward(self, padded)[..., before:before + width]
+        return UNet.forward(self, x)
 
 
 class PlainUNet(nn.Module):
