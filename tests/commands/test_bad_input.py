@@ -348,9 +348,9 @@ def test_size_penalty_refuses_nan_probabilities_and_inf_lower_bounds():
     from sizeseg.losses.size_penalty import SizePenalty
 
     bounds = torch.tensor([[0.0, 16.0], [1.0, 5.0]])
-    with pytest.raises(ValueError, match=r"probs must be finite, got 32 NaN or infinite value\(s\) in shape \(1, 2, 4, 4\)"):
+    with pytest.raises(ValueError, match=r"probs: expected finite probabilities, got 32 NaN or infinite value\(s\) in shape \(1, 2, 4, 4\)"):
         SizePenalty()(torch.full((1, 2, 4, 4), float("nan")), bounds)
-    with pytest.raises(ValueError, match="bounds: a lower bound must be finite"):
+    with pytest.raises(ValueError, match="bounds: expected finite lower bounds"):
         SizePenalty()(torch.full((1, 2, 4, 4), 0.5), torch.tensor([[0.0, 16.0], [float("inf"), float("inf")]]))
     # an upper bound of inf is no bound
     assert SizePenalty()(torch.full((1, 2, 4, 4), 0.5), torch.tensor([[0.0, float("inf")], [0.0, float("inf")]])) == 0

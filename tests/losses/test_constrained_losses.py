@@ -74,7 +74,7 @@ def test_size_penalty_per_volume_sums_slices():
         vol = probs[members].sum(0, keepdim=True)
         want = _direct_penalty(vol, bounds[img : img + 1].tolist())[0] / len(members)
         assert got[slot].item() == pytest.approx(want)
-    with pytest.raises(ValueError, match="equal for all images of one group"):
+    with pytest.raises(ValueError, match="bounds: expected equal bounds for all images of one group"):
         size_penalty(probs, bounds, groups=torch.tensor([0, 0, 1, 1]))
 
 
@@ -203,7 +203,7 @@ def test_log_barrier_size_loss_matches_direct():
     module = LogBarrierSizeLoss(t=5.0, t_factor=1.1)
     module.step_t()
     assert module.t == pytest.approx(5.5)
-    with pytest.raises(ValueError, match="t must be"):
+    with pytest.raises(ValueError, match="t: expected a positive"):
         log_barrier_size_loss(probs, bounds, -1.0)
 
 
@@ -216,9 +216,9 @@ def test_kl_size_loss_matches_direct_and_gradcheck():
     logits = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: kl_size_loss(torch.softmax(x, 1), target), (logits,))
     assert size_targets(torch.tensor([4.0, 0.0]), 16).tolist() == [[0.75, 0.25], [1.0, 0.0]]
-    with pytest.raises(ValueError, match="target must sum to one"):
+    with pytest.raises(ValueError, match="target: expected proportions summing to one"):
         kl_size_loss(probs, torch.full((2, 3), 0.5, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"target must have shape \(B, K\)"):
+    with pytest.raises(ValueError, match=r"target: expected shape \(B, K\)"):
         kl_size_loss(probs, torch.full((2, 2), 0.5, dtype=torch.float64))
 
 
@@ -226,7 +226,7 @@ def test_kl_size_loss_matches_direct_and_gradcheck():
     "bounds, match",
     [
         (torch.tensor([[0.0, 10.0], [8.0, 3.0]]), "lower <= upper"),
-        (torch.tensor([[0.0, 10.0], [-1.0, 3.0]]), "non-negative"),
+        (torch.tensor([[0.0, 10.0], [-1.0, 3.0]]), "bounds: expected non-negative"),
         (torch.tensor([[0.0, 10.0], [0.0, 3.0], [0.0, 3.0]]), r"shape \(B, K, 2\)"),
         (torch.zeros(2, 2), None),
     ],
@@ -243,18 +243,18 @@ def test_bad_bounds_are_rejected(bounds, match):
 
 def test_bad_probabilities_and_weak_labels_are_rejected():
     bounds = torch.tensor([[0.0, 9.0], [0.0, 9.0]])
-    with pytest.raises(ValueError, match="sum to one"):
+    with pytest.raises(ValueError, match="probs: expected probabilities summing to one"):
         size_penalty(torch.full((1, 2, 3, 3), 0.7), bounds)
-    with pytest.raises(ValueError, match="two_class_probabilities"):
+    with pytest.raises(ValueError, match="sigmoid=True"):
         size_penalty(torch.full((1, 1, 3, 3), 0.7), bounds[:1])
     with pytest.raises(TypeError, match="floating-point"):
         partial_cross_entropy(torch.ones(1, 2, 3, 3, dtype=torch.long), torch.zeros(1, 3, 3, dtype=torch.long))
     probs = torch.full((1, 2, 3, 3), 0.5)
-    with pytest.raises(ValueError, match=r"weak must have shape \(B, \*spatial\)"):
+    with pytest.raises(ValueError, match=r"weak: expected shape \(B, \*spatial\)"):
         partial_cross_entropy(probs, torch.zeros(1, 3, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"class indices in \[0, 2\)"):
+    with pytest.raises(ValueError, match=r"weak: expected class indices in \[0, 2\)"):
         partial_cross_entropy(probs, torch.full((1, 3, 3), 2))
-    with pytest.raises(TypeError, match="integer tensor"):
+    with pytest.raises(TypeError, match="weak: expected an integer tensor"):
         partial_cross_entropy(probs, torch.zeros(1, 3, 3))
-    with pytest.raises(ValueError, match="iterations"):
+    with pytest.raises(ValueError, match="iterations: expected"):
         pathak_proposals(probs, bounds, iterations=-1)

@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-IGNORE_INDEX = -1
+from sizeseg.checks import IGNORE_INDEX
+
 PAPER_KERNELS = (10, 7, 5, 3, 2, 1)
 
 

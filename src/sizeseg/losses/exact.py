@@ -16,11 +16,11 @@ import math
 import torch
 from torch import nn
 
+from sizeseg.checks import check_reduction
 from sizeseg.ops import object_size
 
 from .size_criteria import SizeCriterion, get_criterion
-from .size_loss import (DEFAULT_NOISE_SCALE, REDUCTIONS, check_noise_scale, check_size_loss_inputs,
-                        reduce_size_loss, size_cap)
+from .size_loss import DEFAULT_NOISE_SCALE, check_noise_scale, check_size_loss_inputs, reduce_size_loss, size_cap
 
 MAX_EXACT_PIXELS = 16
 
@@ -101,8 +101,7 @@ class ExactSizeLoss(nn.Module):
     def __init__(self, reduction: str = "mean", border: str = "background",
                  criterion: str | SizeCriterion = "squared", noise_scale: float = DEFAULT_NOISE_SCALE):
         super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+        check_reduction(reduction)
         check_noise_scale(noise_scale, (1, 1), torch.device("cpu"))
         self.reduction, self.border, self.criterion = reduction, border, get_criterion(criterion)
         self.noise_scale = float(noise_scale)

@@ -7,12 +7,13 @@ import math
 import torch
 from torch import nn
 
-from sizeseg.losses.constrained import bounded_sizes, check_reduction, reduce
+from sizeseg.checks import check_reduction, reduce
+from sizeseg.losses.constrained import bounded_sizes
 
 
 def _check_t(t: float) -> None:
     if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
-        raise ValueError(f"t must be a positive finite number, got {t!r}")
+        raise ValueError(f"t: expected a positive finite number, got {t!r}")
 
 
 def log_barrier_extension(z: torch.Tensor, t: float) -> torch.Tensor:
@@ -47,6 +48,9 @@ def log_barrier_size_loss(
     groups: torch.Tensor | None = None,
     normalize: bool = False,
     reduction: str = "mean",
+    sigmoid: bool = False,
+    softmax: bool = False,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Size bounds enforced through the log-barrier extension.
 
@@ -58,8 +62,8 @@ def log_barrier_size_loss(
     of 0 (an absent tag) is never strictly feasible and acts as a linear suppression ``t * s``.
     ``t`` is raised during training by a schedule (e.g. ``t <- 1.1 t`` each epoch, starting at
     5, as in the log-barrier paper): see :class:`LogBarrierSizeLoss.step_t`.
-    ``normalize`` divides by the pixel count; ``groups`` sums sizes per volume as in
-    :func:`~sizeseg.losses.size_penalty.size_penalty`.
+    ``normalize`` divides by the pixel count; ``groups`` sums sizes per volume, and ``reduction``,
+    ``sigmoid``, ``softmax`` and ``validate_args`` act, as in :func:`~sizeseg.losses.size_penalty.size_penalty`.
 
     Example:
         >>> probs = torch.full((1, 2, 4, 4), 0.5)                    # soft sizes 8 and 8
@@ -67,7 +71,8 @@ def log_barrier_size_loss(
         tensor(-0.6931)
     """
     _check_t(t)
-    sizes, ab, pixels = bounded_sizes(probs, bounds, groups, reduction)
+    sizes, ab, pixels = bounded_sizes(probs, bounds, groups, reduction, sigmoid=sigmoid, softmax=softmax,
+                                      validate_args=validate_args)
     lower, upper = ab[..., 0], ab[..., 1]
     has_upper = torch.isfinite(upper)
     lower_term = torch.where(lower > 0, log_barrier_extension(lower - sizes, t), torch.zeros_like(sizes))
@@ -90,13 +95,15 @@ class LogBarrierSizeLoss(nn.Module):
         5.5
     """
 
-    def __init__(self, t: float = 5.0, t_factor: float = 1.1, normalize: bool = False, reduction: str = "mean") -> None:
+    def __init__(self, t: float = 5.0, t_factor: float = 1.1, normalize: bool = False, reduction: str = "mean",
+                 *, sigmoid: bool = False, softmax: bool = False, validate_args: bool | None = None) -> None:
         super().__init__()
         _check_t(t)
         if not t_factor >= 1.0:
-            raise ValueError(f"t_factor must be >= 1, got {t_factor!r}")
+            raise ValueError(f"t_factor: expected a number >= 1, got {t_factor!r}")
         check_reduction(reduction)
         self.t, self.t_factor, self.normalize, self.reduction = float(t), float(t_factor), normalize, reduction
+        self.sigmoid, self.softmax, self.validate_args = sigmoid, softmax, validate_args
 
     def step_t(self) -> float:
         self.t *= self.t_factor
@@ -104,5 +111,6 @@ class LogBarrierSizeLoss(nn.Module):
 
     def forward(self, probs: torch.Tensor, bounds: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
         return log_barrier_size_loss(
-            probs, bounds, self.t, groups=groups, normalize=self.normalize, reduction=self.reduction
+            probs, bounds, self.t, groups=groups, normalize=self.normalize, reduction=self.reduction,
+            sigmoid=self.sigmoid, softmax=self.softmax, validate_args=self.validate_args,
         )

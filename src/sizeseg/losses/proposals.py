@@ -5,23 +5,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sizeseg.losses.constrained import (
-    IGNORE_INDEX,
-    check_bounds,
-    check_probabilities,
-    check_reduction,
-    check_weak,
-    reduce,
-)
+from sizeseg.checks import (IGNORE_INDEX, check_bounds, check_probabilities, check_reduction, check_weak, reduce,
+                            validate_args_enabled)
+from sizeseg.losses.constrained import accumulation_dtype, class_log_probabilities
 
 _EPS = 1e-8
 
 
+def _one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, *rest)`` class indices to ``(B, K, *rest)`` one-hot; unlike F.one_hot, no host read of the range."""
+    out = torch.zeros((index.shape[0], classes, *index.shape[1:]), dtype=dtype, device=index.device)
+    return out.scatter_(1, index.unsqueeze(1), 1.0)
+
+
 def _check_solver(iterations: int, step: float) -> None:
-    if not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations: expected a non-negative int, got {iterations!r}")
     if not step > 0:
-        raise ValueError(f"step must be positive, got {step!r}")
+        raise ValueError(f"step: expected a positive number, got {step!r}")
 
 
 @torch.no_grad()
@@ -33,6 +34,7 @@ def pathak_proposals(
     iterations: int = 500,
     step: float = 0.5,
     eps: float = _EPS,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Latent distribution closest to the network output that satisfies the size bounds.
 
@@ -52,6 +54,7 @@ def pathak_proposals(
         weak: optional ``(B, *spatial)`` weak labels, -1 where unlabelled.
         iterations: dual iterations (the paper used 500).
         step: damping of the preconditioned step.
+        validate_args: run the value checks (host syncs); None = :func:`sizeseg.checks.set_validate_args`.
 
     Returns:
         latent distribution ``(B, K, *spatial)``, detached.
@@ -62,9 +65,10 @@ def pathak_proposals(
         >>> bool(latent[:, 1].sum() <= 4.01)
         True
     """
-    check_probabilities(probs)
+    validate = validate_args_enabled(validate_args)
+    check_probabilities(probs, validate=validate)
     _check_solver(iterations, step)
-    ab = check_bounds(bounds, probs)
+    ab = check_bounds(bounds, probs, validate=validate)
     lower, upper = ab[..., 0], ab[..., 1]
     has_upper = torch.isfinite(upper)
     upper_f = torch.where(has_upper, upper, torch.zeros_like(upper))
@@ -72,10 +76,10 @@ def pathak_proposals(
     log_q = torch.log(probs.flatten(2) + eps)  # (B, K, N)
     fixed = None
     if weak is not None:
-        check_weak(weak, probs)
+        check_weak(weak, probs, validate=validate)
         flat = weak.flatten(1)
         fixed = (flat != IGNORE_INDEX).unsqueeze(1)  # (B, 1, N)
-        onehot = torch.nn.functional.one_hot(flat.clamp_min(0), classes).transpose(1, 2).to(probs.dtype)
+        onehot = _one_hot(flat.clamp_min(0), classes, probs.dtype)  # (B, K, N)
     lam = probs.new_zeros(batch, classes)
     mu = probs.new_zeros(batch, classes)
 
@@ -105,6 +109,9 @@ def proposal_loss(
     eps: float = _EPS,
     reduction: str = "mean",
     hard: bool = False,
+    sigmoid: bool = False,
+    softmax: bool = False,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Cross-entropy of the network output against Pathak's proposals.
 
@@ -119,8 +126,11 @@ def proposal_loss(
 
     Where the bounds hold the soft latent equals the output, so this loss has no gradient outside
     the labelled pixels; the mask instead pushes the output towards its own arg-max
-    (self-training). Neither stops the collapse to empty predictions seen on ACDC with an upper
-    bound only (see :mod:`sizeseg.experiments.constrained`).
+    (self-training).
+
+    ``probs`` may be logits with ``sigmoid``/``softmax`` (the log-probabilities then come from
+    ``log_softmax``/``logsigmoid`` and ``eps`` only enters the proposal); ``reduction`` is over
+    images, as in :func:`~sizeseg.losses.size_penalty.size_penalty`.
 
     Example:
         >>> probs = torch.full((1, 2, 4, 4), 0.5, requires_grad=True)
@@ -129,10 +139,13 @@ def proposal_loss(
         torch.Size([1, 2, 4, 4])
     """
     check_reduction(reduction)
-    latent = pathak_proposals(probs.detach(), bounds, weak=weak, iterations=iterations, step=step, eps=eps)
+    log_probs = class_log_probabilities(probs, sigmoid=sigmoid, softmax=softmax, eps=eps, validate_args=validate_args)
+    source = (log_probs.detach().exp() if sigmoid or softmax else probs.detach()).to(accumulation_dtype(log_probs.dtype))
+    latent = pathak_proposals(source, bounds, weak=weak, iterations=iterations, step=step, eps=eps,
+                              validate_args=validate_args)
     if hard:
-        latent = torch.nn.functional.one_hot(latent.argmax(1), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
-    per_image = -(latent * torch.log(probs + eps)).flatten(1).sum(-1) / probs[0, 0].numel()
+        latent = _one_hot(latent.argmax(1), log_probs.shape[1], log_probs.dtype)
+    per_image = -(latent * log_probs).flatten(1).sum(-1, dtype=latent.dtype) / log_probs[0, 0].numel()
     return reduce(per_image, reduction)
 
 
@@ -145,14 +158,16 @@ class ProposalLoss(nn.Module):
     """
 
     def __init__(self, iterations: int = 500, step: float = 0.5, eps: float = _EPS, reduction: str = "mean",
-                 hard: bool = False) -> None:
+                 hard: bool = False, *, sigmoid: bool = False, softmax: bool = False,
+                 validate_args: bool | None = None) -> None:
         super().__init__()
         _check_solver(iterations, step)
         check_reduction(reduction)
         self.iterations, self.step, self.eps, self.reduction, self.hard = iterations, step, eps, reduction, bool(hard)
+        self.sigmoid, self.softmax, self.validate_args = sigmoid, softmax, validate_args
 
     def forward(self, probs: torch.Tensor, bounds: torch.Tensor, weak: torch.Tensor | None = None) -> torch.Tensor:
         return proposal_loss(
             probs, bounds, weak=weak, iterations=self.iterations, step=self.step, eps=self.eps, reduction=self.reduction,
-            hard=self.hard,
+            hard=self.hard, sigmoid=self.sigmoid, softmax=self.softmax, validate_args=self.validate_args,
         )

@@ -84,10 +84,10 @@ class SizeCriterion:
         """Raise ValueError for negative or infinite sizes (NaN = missing is allowed)."""
         present = target[~torch.isnan(target)]
         if bool((present < 0).any()):
-            raise ValueError(f"{name}: sizes must be >= 0 (NaN marks a missing one), "
+            raise ValueError(f"{name}: expected sizes >= 0 (NaN marks a missing one), "
                              f"got minimum {present.min().item()}")
         if bool(torch.isinf(present).any()):
-            raise ValueError(f"{name}: sizes must be finite (NaN marks a missing one), got inf")
+            raise ValueError(f"{name}: expected finite sizes (NaN marks a missing one), got inf")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -137,12 +137,12 @@ class BoundPenalty(SizeCriterion):
         keep = ~torch.isnan(target).any(dim=-1)
         lower, upper = target[keep][:, 0], target[keep][:, 1]
         if bool((lower < 0).any()) or bool(torch.isinf(lower).any()):
-            raise ValueError(f"{name}: lower bounds (sizes[..., 0]) must be finite and >= 0, "
+            raise ValueError(f"{name}: expected finite lower bounds (sizes[..., 0]) >= 0, "
                              f"got {lower[(lower < 0) | torch.isinf(lower)][:3].tolist()}")
         if bool((upper < lower).any()):
             bad = torch.nonzero(upper < lower)[:3].flatten().tolist()
-            raise ValueError(f"{name}: need lower <= upper (sizes[..., 0] <= sizes[..., 1]); "
-                             f"violated at annotated entries {bad}")
+            raise ValueError(f"{name}: expected lower <= upper (sizes[..., 0] <= sizes[..., 1]), "
+                             f"got lower > upper at annotated entries {bad}")
 
 
 CRITERIA = {"squared": SquaredError, "absolute": AbsoluteError, "relative": RelativeSquaredError,

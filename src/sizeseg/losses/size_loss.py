@@ -33,40 +33,43 @@ V distance transforms.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
+from sizeseg.checks import REDUCTIONS, check_finite, check_reduction, check_tensor, validate_args_enabled
 from sizeseg.ops import flip_sizes_and_size, object_size
 from sizeseg.ops._inputs import BACKENDS, BORDERS
 
 from .size_criteria import SizeCriterion, get_criterion
-
-REDUCTIONS = ("mean", "sum", "none")
 #: the scale tau of the logistic noise unless one is given (the paper's is 1; see the module doc)
 DEFAULT_NOISE_SCALE = 0.25
 
 
-def check_noise_scale(noise_scale: Any, entries: tuple[int, int], device: torch.device) -> torch.Tensor:
+def check_noise_scale(noise_scale: Any, entries: tuple[int, int], device: torch.device,
+                      validate: bool = True) -> torch.Tensor:
     """``noise_scale`` as a float32 (B, C) tensor of positive finite scales on ``device``.
 
-    Accepts a positive number, or a tensor broadcastable to ``entries`` = (B, C) (one scale per
-    image and channel); anything else is a ValueError/TypeError naming ``noise_scale``.
+    Accepts a positive number (always checked: no host sync), or a tensor broadcastable to
+    ``entries`` = (B, C) (one scale per image and channel; its values are checked when
+    ``validate``); anything else is a ValueError/TypeError naming ``noise_scale``.
     """
     if isinstance(noise_scale, bool):
         raise TypeError(f"noise_scale: expected a positive number or tensor, got {noise_scale!r}")
     if isinstance(noise_scale, (int, float)):
-        tau = torch.full(entries, float(noise_scale), device=device)
-    elif isinstance(noise_scale, torch.Tensor):
-        try:
-            tau = torch.broadcast_to(noise_scale.detach().to(device, torch.float32), entries)
-        except RuntimeError:
-            raise ValueError(f"noise_scale: expected a tensor broadcastable to (B, C) = {entries}, "
-                             f"got shape {tuple(noise_scale.shape)}") from None
-    else:
+        if not (math.isfinite(noise_scale) and noise_scale > 0):
+            raise ValueError(f"noise_scale: expected positive finite scales, got {noise_scale:g}")
+        return torch.full(entries, float(noise_scale), device=device)
+    if not isinstance(noise_scale, torch.Tensor):
         raise TypeError(f"noise_scale: expected a positive number or tensor, got {type(noise_scale).__name__}")
-    if not bool(torch.isfinite(tau).all()) or not bool((tau > 0).all()):
+    try:
+        tau = torch.broadcast_to(noise_scale.detach().to(device, torch.float32), entries)
+    except RuntimeError:
+        raise ValueError(f"noise_scale: expected a tensor broadcastable to (B, C) = {entries}, "
+                         f"got shape {tuple(noise_scale.shape)}") from None
+    if validate and (not bool(torch.isfinite(tau).all()) or not bool((tau > 0).all())):
         raise ValueError(f"noise_scale: expected positive finite scales, got minimum {tau.min().item():g}")
     return tau
 
@@ -74,25 +77,23 @@ def check_noise_scale(noise_scale: Any, entries: tuple[int, int], device: torch.
 def check_logits_and_options(logits: Any, sizes: Any, border: str, reduction: str) -> None:
     """The checks every size loss shares: logits a floating (B, C, *spatial) tensor with 2 or 3
     spatial dims, sizes a tensor, border and reduction known. Raises TypeError/ValueError."""
-    if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits: expected a torch.Tensor, got {type(logits).__name__}")
-    if not isinstance(sizes, torch.Tensor):
-        raise TypeError(f"sizes: expected a torch.Tensor, got {type(sizes).__name__}")
-    if not logits.is_floating_point():
-        raise TypeError(f"logits: expected a floating-point tensor, got dtype {logits.dtype}")
+    check_tensor(logits, "logits")
+    check_tensor(sizes, "sizes")
+    check_tensor(logits, "logits", floating=True)
     if logits.ndim not in (4, 5) or min(logits.shape) < 1:
         raise ValueError("logits: expected shape (B, C, H, W) or (B, C, D, H, W) with no empty dim, "
                          f"got {tuple(logits.shape)}")
     if border not in BORDERS:
         raise ValueError(f"border: expected one of {BORDERS}, got {border!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
 
 
 def check_size_loss_inputs(logits: Any, sizes: Any, criterion: SizeCriterion, border: str,
-                           reduction: str) -> tuple[torch.Tensor, bool]:
+                           reduction: str, validate: bool = True) -> tuple[torch.Tensor, bool]:
     """Validate (logits, sizes) and return sizes as (B, C) or (B, C, 2) plus whether C was dropped.
 
+    Shapes, dtypes and devices are always checked; the values (finite logits, sizes the
+    criterion accepts and an image can hold) only when ``validate``, as they read back to the host.
     Raises TypeError/ValueError naming the argument, what was expected and what came.
     """
     check_logits_and_options(logits, sizes, border, reduction)
@@ -104,25 +105,30 @@ def check_size_loss_inputs(logits: Any, sizes: Any, criterion: SizeCriterion, bo
                          f"{tuple(logits.shape)} and criterion {criterion!r}, got {tuple(sizes.shape)}")
     if sizes.device != logits.device:
         raise ValueError(f"sizes: expected a tensor on {logits.device} like logits, got {sizes.device}")
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("logits: expected finite values, got NaN or inf")
     sizes = sizes.to(torch.float32)
-    criterion.validate(sizes, "sizes")
-    # no object in the image reaches size_cap: a larger size is a unit mistake, and 1e20 squared
-    # overflows float32 into an inf loss with NaN gradients
-    limit = size_cap(tuple(logits.shape[2:]))
-    reached = sizes[..., 0] if tail else sizes  # bounds: an upper bound beyond reach is merely loose
-    finite = reached[torch.isfinite(reached)]
-    if finite.numel() and bool((finite > limit).any()):
-        raise ValueError(f"sizes: expected sizes an image of spatial shape {tuple(logits.shape[2:])} can hold "
-                         f"(<= {limit:g}), got {finite.max().item():g}")
+    if validate:
+        check_finite(logits, "logits")
+        criterion.validate(sizes, "sizes")
+        # no object in the image reaches size_cap: a larger size is a unit mistake, and 1e20 squared
+        # overflows float32 into an inf loss with NaN gradients
+        limit = size_cap(tuple(logits.shape[2:]))
+        reached = sizes[..., 0] if tail else sizes  # bounds: an upper bound beyond reach is merely loose
+        finite = reached[torch.isfinite(reached)]
+        if finite.numel() and bool((finite > limit).any()):
+            raise ValueError(f"sizes: expected sizes an image of spatial shape {tuple(logits.shape[2:])} can hold "
+                             f"(<= {limit:g}), got {finite.max().item():g}")
     dropped = sizes.ndim == 1 + len(tail)
     return sizes.reshape((b, c) + tail), dropped
 
 
 def reduce_size_loss(per_entry: torch.Tensor, annotated: torch.Tensor, reduction: str,
                      dropped_channel: bool) -> torch.Tensor:
-    """Mean over annotated entries (0 when there is none), sum, or the (B, C) / (B,) values."""
+    """Mean over annotated entries (0 when there is none), sum, or the (B, C) / (B,) values.
+
+    The mean divides by the number of annotated (image, channel) entries, not by B: an image
+    without a size neither adds to the loss nor dilutes it (unlike the constrained losses, whose
+    mean is over all images).
+    """
     per_entry = torch.where(annotated, per_entry, torch.zeros_like(per_entry))
     if reduction == "sum":
         return per_entry.sum()
@@ -184,7 +190,8 @@ def size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int = 1,
               reduction: str = "mean", border: str = "background",
               criterion: str | SizeCriterion = "squared",
               generator: torch.Generator | None = None, backend: str = "auto",
-              noise_scale: float | torch.Tensor = DEFAULT_NOISE_SCALE) -> torch.Tensor:
+              noise_scale: float | torch.Tensor = DEFAULT_NOISE_SCALE,
+              validate_args: bool | None = None) -> torch.Tensor:
     r"""Sampled expected size loss with the unbiased gradient of eq. 21 (see the module doc).
 
     Args:
@@ -196,7 +203,9 @@ def size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int = 1,
             (see :mod:`sizeseg.losses.size_criteria`).
         n_samples: samples per image; the estimate's variance falls as 1 / n_samples, the cost
             grows linearly.
-        reduction: "mean" (over annotated entries only; 0 if none), "sum", or "none"
+        reduction: "mean" over the annotated (image, class) entries only (0 if none): an image
+            with a NaN size does not count in the denominator. This differs from
+            :func:`~sizeseg.size_penalty`, whose mean is over all images. "sum", or "none"
             (the per-entry losses, shaped like ``sizes`` without its pair dim; 0 where unannotated).
         border: border of the distance transform; the default "background" treats the image edge
             as background. With "open", a sample without background has infinite size; it is
@@ -208,6 +217,9 @@ def size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int = 1,
         noise_scale: the scale :math:`\tau` of the logistic noise, :math:`p = \sigma(a / \tau)`:
             a positive number, or a tensor broadcastable to (B, C) for one scale per entry.
             Default :data:`DEFAULT_NOISE_SCALE`; 1 is the paper's.
+        validate_args: run the value checks (finite logits, sizes >= 0 and within the image),
+            which read back to the host; None = :func:`sizeseg.checks.set_validate_args`
+            (on by default). With False, forward and backward never wait on the GPU (backend "torch").
 
     Returns:
         The reduced loss; finite for finite inputs. Its gradient w.r.t. ``logits`` is the sampled
@@ -226,8 +238,9 @@ def size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int = 1,
         raise ValueError(f"n_samples: expected an int >= 1, got {n_samples!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
-    target, dropped = check_size_loss_inputs(logits, sizes, crit, border, reduction)
-    tau = check_noise_scale(noise_scale, tuple(logits.shape[:2]), logits.device)
+    validate = validate_args_enabled(validate_args)
+    target, dropped = check_size_loss_inputs(logits, sizes, crit, border, reduction, validate)
+    tau = check_noise_scale(noise_scale, tuple(logits.shape[:2]), logits.device, validate)
     annotated = crit.annotated(target)
     per_entry = _SampledSizeLoss.apply(logits, target, annotated, crit, n_samples, border,
                                        backend, generator, tau)
@@ -238,8 +251,7 @@ def check_module_options(n_samples: Any, reduction: str, border: str) -> None:
     """The options a sampled size-loss module checks when it is built (ValueError naming each)."""
     if border not in BORDERS:
         raise ValueError(f"border: expected one of {BORDERS}, got {border!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples: expected an int >= 1, got {n_samples!r}")
 
@@ -248,8 +260,8 @@ class SizeLoss(nn.Module):
     """Module form of :func:`size_loss`; ``loss(logits, sizes)``.
 
     Args:
-        n_samples, reduction, border, criterion, backend, noise_scale: as in :func:`size_loss`
-            (``noise_scale`` a positive number here).
+        n_samples, reduction, border, criterion, backend, noise_scale, validate_args: as in
+            :func:`size_loss` (``noise_scale`` a positive number here).
         seed: if given, samples come from a generator seeded once with it (per device), so a
             run is reproducible; otherwise from torch's global generator.
 
@@ -264,8 +276,11 @@ class SizeLoss(nn.Module):
 
     def __init__(self, n_samples: int = 1, reduction: str = "mean", border: str = "background",
                  criterion: str | SizeCriterion = "squared", seed: int | None = None,
-                 backend: str = "auto", noise_scale: float = DEFAULT_NOISE_SCALE):
+                 backend: str = "auto", noise_scale: float = DEFAULT_NOISE_SCALE,
+                 validate_args: bool | None = None):
         super().__init__()
+        validate_args_enabled(validate_args)  # a TypeError now for anything but True, False, None
+        self.validate_args = validate_args
         check_noise_scale(noise_scale, (1, 1), torch.device("cpu"))
         self.noise_scale = float(noise_scale)
         self.criterion = get_criterion(criterion)
@@ -287,7 +302,8 @@ class SizeLoss(nn.Module):
     def forward(self, logits: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         device = logits.device if isinstance(logits, torch.Tensor) else torch.device("cpu")
         return size_loss(logits, sizes, self.n_samples, self.reduction, self.border,
-                         self.criterion, self._generator(device), self.backend, self.noise_scale)
+                         self.criterion, self._generator(device), self.backend, self.noise_scale,
+                         self.validate_args)
 
     def extra_repr(self) -> str:
         return (f"n_samples={self.n_samples}, reduction={self.reduction!r}, border={self.border!r}, "
@@ -296,4 +312,4 @@ class SizeLoss(nn.Module):
 
 __all__ = ["SizeLoss", "size_loss", "check_size_loss_inputs", "check_logits_and_options",
            "reduce_size_loss", "size_cap", "check_noise_scale", "check_module_options",
-           "DEFAULT_NOISE_SCALE"]
+           "DEFAULT_NOISE_SCALE", "REDUCTIONS"]

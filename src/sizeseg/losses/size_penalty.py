@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sizeseg.losses.constrained import bounded_sizes, check_reduction, reduce
+from sizeseg.checks import check_reduction, reduce
+from sizeseg.losses.constrained import bounded_sizes
 
 
 def size_penalty(
@@ -15,6 +16,9 @@ def size_penalty(
     groups: torch.Tensor | None = None,
     normalize: bool = True,
     reduction: str = "mean",
+    sigmoid: bool = False,
+    softmax: bool = False,
+    validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Quadratic penalty on soft sizes outside their bounds.
 
@@ -37,11 +41,18 @@ def size_penalty(
     that sum, and :math:`N_i` is the volume's voxel count).
 
     Args:
-        probs: class probabilities ``(B, K, *spatial)`` summing to one over K.
+        probs: class probabilities ``(B, K, *spatial)`` summing to one over K; or logits with
+            ``sigmoid``/``softmax``.
         bounds: ``(B, K, 2)`` or ``(K, 2)``; NaN = no bound on that side.
         groups: optional ``(B,)`` integer volume ids; images of one volume share bounds.
         normalize: divide by the pixel count.
-        reduction: ``'mean'`` / ``'sum'`` over images (volumes) or ``'none'``.
+        reduction: ``'mean'`` over all images (volumes with ``groups``), including those whose
+            bounds are all NaN (they add 0), ``'sum'``, or ``'none'``. This differs from
+            :func:`~sizeseg.size_loss`, whose mean runs over the annotated entries only: an image
+            without bounds here still counts in the denominator, as in the authors' code.
+        sigmoid: ``probs`` is one-channel logits ``(B, 1, *spatial)``; class 1 = ``sigmoid(x)``.
+        softmax: ``probs`` is logits ``(B, K, *spatial)``; softmax over K.
+        validate_args: run the value checks (host syncs); None = :func:`sizeseg.checks.set_validate_args`.
 
     Returns:
         scalar, or ``(B,)`` (``(G,)`` with groups) for ``reduction='none'``.
@@ -50,8 +61,11 @@ def size_penalty(
         >>> probs = torch.full((1, 2, 4, 4), 0.5)          # soft size 8 per class
         >>> size_penalty(probs, torch.tensor([[0., 16.], [0., 5.]]))   # (8-5)^2 / 16
         tensor(0.5625)
+        >>> size_penalty(torch.zeros(1, 1, 4, 4), torch.tensor([[0., 16.], [0., 5.]]), sigmoid=True)
+        tensor(0.5625)
     """
-    sizes, ab, pixels = bounded_sizes(probs, bounds, groups, reduction)
+    sizes, ab, pixels = bounded_sizes(probs, bounds, groups, reduction, sigmoid=sigmoid, softmax=softmax,
+                                      validate_args=validate_args)
     below = torch.relu(ab[..., 0] - sizes)
     above = torch.relu(sizes - ab[..., 1])
     per_item = (below.square() + above.square()).sum(-1)
@@ -61,7 +75,7 @@ def size_penalty(
 
 
 class SizePenalty(nn.Module):
-    """Module form of :func:`size_penalty`.
+    """Module form of :func:`size_penalty`; ``loss(probs_or_logits, bounds, groups=None)``.
 
     Example:
         >>> loss = SizePenalty()
@@ -69,11 +83,13 @@ class SizePenalty(nn.Module):
         tensor(0.5625)
     """
 
-    def __init__(self, normalize: bool = True, reduction: str = "mean") -> None:
+    def __init__(self, normalize: bool = True, reduction: str = "mean", *, sigmoid: bool = False,
+                 softmax: bool = False, validate_args: bool | None = None) -> None:
         super().__init__()
         check_reduction(reduction)
-        self.normalize = normalize
-        self.reduction = reduction
+        self.normalize, self.reduction = normalize, reduction
+        self.sigmoid, self.softmax, self.validate_args = sigmoid, softmax, validate_args
 
     def forward(self, probs: torch.Tensor, bounds: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
-        return size_penalty(probs, bounds, groups=groups, normalize=self.normalize, reduction=self.reduction)
+        return size_penalty(probs, bounds, groups=groups, normalize=self.normalize, reduction=self.reduction,
+                            sigmoid=self.sigmoid, softmax=self.softmax, validate_args=self.validate_args)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sizeseg.metrics._checks import binary_pair
+from sizeseg.checks import binary_pair
 
 
 def iou_score(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
