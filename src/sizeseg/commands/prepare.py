@@ -40,7 +40,9 @@ def register(subparsers) -> None:
     fol.add_argument("--images", required=True, help="folder of images or NIfTI volumes")
     fol.add_argument("--masks", help="folder of masks (same stem as their image; non-zero = object)")
     fol.add_argument("--sizes", help="CSV with rows 'image,size' for images without masks (sizes measured on "
-                                     "the original images; rescaled with them)")
+                                     "the original images; rescaled with them). A size is the object's "
+                                     "Chebyshev size in pixels; for NIfTI volumes its 3D Chebyshev size in "
+                                     "voxels, twice the largest 3D chessboard distance to the background")
     fol.add_argument("--out", required=True, help="output folder")
     fol.add_argument("--shape", type=int, nargs="+", metavar="N",
                      help="working shape, rows first: H W for images, D H W for volumes (default: the largest "
