@@ -133,3 +133,23 @@ def test_pooled_dice_on_soft_probabilities_and_empty_input():
         pooled_dice_score(prob * 2, target)
     with pytest.raises(ValueError, match="one shape"):
         pooled_dice_score(prob[:2], target)
+
+
+@pytest.mark.parametrize("spatial", [(7, 9), (4, 5, 6)])
+def test_iou_and_dice_match_monai(spatial):
+    """MONAI's DiceMetric and MeanIoU as the reference (ignore_empty=False: two empty masks agree)."""
+    from monai.metrics import DiceMetric, MeanIoU
+
+    g = torch.Generator().manual_seed(len(spatial))
+    pred = torch.rand((6, *spatial), generator=g) < torch.linspace(0.05, 0.9, 6).view(-1, *[1] * len(spatial))
+    target = torch.rand((6, *spatial), generator=g) < 0.4
+    pred[0] = target[0] = False  # both empty: 1
+    target[1] = False            # empty target, something predicted: 0
+    pred[2] = target[2]          # perfect: 1
+    kw = dict(include_background=True, reduction="none", ignore_empty=False)
+    want_dice = DiceMetric(**kw)(pred[:, None].float(), target[:, None].float())[:, 0]
+    want_iou = MeanIoU(**kw)(pred[:, None].float(), target[:, None].float())[:, 0]
+    assert torch.allclose(dice_score(pred, target), want_dice.float(), atol=1e-6)
+    assert torch.allclose(iou_score(pred, target), want_iou.float(), atol=1e-6)
+    assert torch.allclose(Dice()(pred, target), want_dice.float(), atol=1e-6)
+    assert want_dice[0] == 1 and want_dice[1] == 0 and 0 < want_iou[3] < 1
