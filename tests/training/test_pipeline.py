@@ -83,6 +83,7 @@ def test_small_training_sets_are_repeated_to_epoch_items():
     ids = [i for b in dm.train_dataloader() for i in b["id"]]
     assert len(ids) == 20  # 4 passes of 5 items, in batches of 4 (drop_last)
     assert all(ids.count(i) == 4 for i in set(ids)) and len(set(ids)) == 5
+    assert all(len(set(ids[k:k + 5])) == 5 for k in range(0, 20, 5))  # whole permutations, one after another
     with pytest.raises(ValueError, match="epoch_items"):
         SegmentationDataModule(ds, epoch_items=0)
 

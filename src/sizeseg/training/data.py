@@ -9,7 +9,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, WeightedRandomSampler
 
 TRAINING_MODES = ("pretrain", "finetune", "mixed")
 
@@ -50,28 +50,6 @@ def eval_dataset(data) -> Dataset:
     from sizeseg.data.datasets import SegmentationDataset
 
     return SegmentationDataset(data, masked=None, sizes="all")
-
-
-class RepeatSampler(Sampler):
-    """Concatenated random permutations of ``range(n)``: ``repeats`` passes over a small set per epoch.
-
-    A training set of a few images (pre-training on m = 10 masks) then still makes epochs of
-    several batches, so per-epoch costs (validation, checkpoints, logging) stay small.
-
-    Example:
-        >>> sorted(RepeatSampler(3, 2, torch.Generator().manual_seed(0)))
-        [0, 0, 1, 1, 2, 2]
-    """
-
-    def __init__(self, n: int, repeats: int, generator: torch.Generator) -> None:
-        self.n, self.repeats, self.generator = n, repeats, generator
-
-    def __len__(self) -> int:
-        return self.n * self.repeats
-
-    def __iter__(self):
-        for _ in range(self.repeats):
-            yield from torch.randperm(self.n, generator=self.generator).tolist()
 
 
 class NoSingletonBatchSampler(BatchSampler):
@@ -151,9 +129,12 @@ class SegmentationDataModule(pl.LightningDataModule):
                 sampler = WeightedRandomSampler(torch.from_numpy(weights), len(dataset), replacement=True, generator=g)
                 shuffle = False
         if name == "train" and sampler is None and self.epoch_items and len(dataset) < self.epoch_items:
+            # whole random permutations, repeated: a few images (pre-training on m = 10 masks) still
+            # make epochs of several batches, so per-epoch costs (validation, checkpoints) stay small
             repeats = -(-self.epoch_items // len(dataset))
             epoch = self.trainer.current_epoch if self.trainer is not None else 0
-            sampler = RepeatSampler(len(dataset), repeats, torch.Generator().manual_seed(self.seed * 100003 + epoch))
+            sampler = RandomSampler(dataset, num_samples=len(dataset) * repeats,
+                                    generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
             shuffle = False
         if name != "train":
             return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, sampler=sampler,
