@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 from sizeseg.experiments.hippocampus.profiles import (
@@ -11,18 +12,10 @@ from sizeseg.experiments.hippocampus.profiles import (
 from sizeseg.experiments.report import mean_sd, markdown_table, new_figure, save_figure, write_csv
 
 
-def _median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else 0.5 * (xs[mid - 1] + xs[mid])
-
-
 def _epoch_seconds(epochs: list[dict]) -> float:
     """Median training time of an epoch, leaving out the first (warm-up: numba compilation, caches)."""
     times = [e["epoch_time"] for e in epochs if "epoch_time" in e]
-    return _median(times[1:] if len(times) > 1 else times)
+    return statistics.median(times[1:] if len(times) > 1 else times) if times else math.nan
 
 
 def report_samples(out: Path, profile: Profile, command: str) -> str:
