@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from sizeseg.training.run_record import setting_differences
+
 
 def check_reusable(record: str | Path, recorded: Mapping[str, Any], wanted: Mapping[str, Any],
                    defaults: Mapping[str, Any]) -> None:
@@ -22,15 +24,3 @@ def check_reusable(record: str | Path, recorded: Mapping[str, Any], wanted: Mapp
     differ = setting_differences(recorded, wanted, defaults)
     if differ:
         raise ValueError(f"{record}: this finished run was trained with other settings ({differ}); use another --out")
-
-
-def setting_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
-    """``"key=recorded, not wanted"`` for each key of ``wanted`` whose value ``recorded`` differs in; "" if none.
-
-    A key ``recorded`` lacks counts as its value in ``defaults``.
-
-    >>> setting_differences({"lr": 0.001, "seed": 0}, {"lr": 0.01, "seed": 0}, {})
-    'lr=0.001, not 0.01'
-    """
-    return ", ".join(f"{key}={recorded.get(key, defaults.get(key))!r}, not {value!r}" for key, value in wanted.items()
-                     if recorded.get(key, defaults.get(key)) != value)

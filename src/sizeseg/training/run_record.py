@@ -23,6 +23,18 @@ def run_settings(mode: str, cfg, init: str | Path | None) -> dict[str, Any]:
     return {"mode": mode, "init": None if init is None else str(Path(init).resolve()), **cfg.to_dict()}
 
 
+def setting_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """``"key=recorded, not wanted"`` for each key of ``wanted`` whose value ``recorded`` differs in; "" if none.
+
+    A key ``recorded`` lacks counts as its value in ``defaults``.
+
+    >>> setting_differences({"lr": 0.001, "seed": 0}, {"lr": 0.01, "seed": 0}, {})
+    'lr=0.001, not 0.01'
+    """
+    return ", ".join(f"{key}={recorded.get(key, defaults.get(key))!r}, not {value!r}" for key, value in wanted.items()
+                     if recorded.get(key, defaults.get(key)) != value)
+
+
 def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Mapping[str, Any], hint: str) -> None:
     """Raise a ValueError when ``out_dir``'s recorded run differs from ``settings`` in a key that matters.
 
@@ -39,8 +51,6 @@ def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Map
         ...
         ValueError: ...: the run in this folder was started with other settings (lr=0.001, not 0.01); use another --out
     """
-    from sizeseg.experiments.cache import setting_differences
-
     out_dir = Path(out_dir)
     record = out_dir / RUN_FILE
     wanted = {k: v for k, v in settings.items() if k not in FREE_ON_RESUME}
