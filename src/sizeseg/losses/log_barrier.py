@@ -48,9 +48,7 @@ def log_barrier_size_loss(
     groups: torch.Tensor | None = None,
     normalize: bool = False,
     reduction: str = "mean",
-    sigmoid: bool = False,
-    softmax: bool = False,
-    validate_args: bool | None = None,
+    sigmoid: bool = False, softmax: bool = False, validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Size bounds enforced through the log-barrier extension.
 

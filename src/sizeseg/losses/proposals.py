@@ -109,9 +109,7 @@ def proposal_loss(
     eps: float = _EPS,
     reduction: str = "mean",
     hard: bool = False,
-    sigmoid: bool = False,
-    softmax: bool = False,
-    validate_args: bool | None = None,
+    sigmoid: bool = False, softmax: bool = False, validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Cross-entropy of the network output against Pathak's proposals.
 

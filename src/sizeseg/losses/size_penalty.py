@@ -16,9 +16,7 @@ def size_penalty(
     groups: torch.Tensor | None = None,
     normalize: bool = True,
     reduction: str = "mean",
-    sigmoid: bool = False,
-    softmax: bool = False,
-    validate_args: bool | None = None,
+    sigmoid: bool = False, softmax: bool = False, validate_args: bool | None = None,
 ) -> torch.Tensor:
     r"""Quadratic penalty on soft sizes outside their bounds.
 
