@@ -106,3 +106,24 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
     assert len(list(csv.DictReader(open(out / "runs.csv")))) == 10
     with pytest.raises(SystemExit):
         script.main(argv + ["--methods", "size,nonsense"])
+
+
+def test_constrained_tables_join_protocols_with_ratios_to_full(tmp_path, capsys):
+    import csv
+
+    tables = _script("constrained_tables")
+    head = "method,protocol,label,seeds,dsc_3d,dsc_3d_sd,dsc_pooled,dsc_pooled_sd,dsc_pooled_soft,dsc_pooled_soft_sd,paper_dsc\n"
+    for name, weak, full in (("ours", 0.45, 0.9), ("authors", 0.2, 0.8)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "table1.csv").write_text(
+            head + f"size_two_bounds,{name},two bounds,3,{weak},0.01,{weak},0.01,{weak},0.01,0.8415\n"
+            f"full,{name},full,3,{full},0.01,{full},0.01,{full},0.01,0.9284\n")
+    out = tmp_path / "table1.csv"
+    assert tables.main([str(tmp_path / "ours"), str(tmp_path / "authors"), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [(r["method"], r["protocol"]) for r in rows] == [("size_two_bounds", "ours"), ("full", "ours"),
+                                                             ("size_two_bounds", "authors"), ("full", "authors")]
+    assert [r["ratio_to_full_3d"] for r in rows] == ["0.500", "1.000", "0.250", "1.000"]
+    with pytest.raises(SystemExit) as err:
+        tables.main([str(tmp_path / "missing"), "--out", str(out)])
+    assert err.value.code == 2 and "missing: no table1.csv" in capsys.readouterr().err
