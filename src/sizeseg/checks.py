@@ -209,7 +209,7 @@ def binary_pair(pred: Any, target: Any, validate: bool = True) -> tuple[torch.Te
             raise ValueError(f"{name}: expected a binary mask (bool or values in {{0, 1}}), got other values")
     if pred.shape != target.shape:
         raise ValueError(f"pred and target: expected equal shapes, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    return pred.reshape(pred.shape[0], -1).bool(), target.reshape(target.shape[0], -1).bool()
+    return pred.flatten(1).bool(), target.flatten(1).bool()  # flatten: reshape(0, -1) is ambiguous
 
 
 __all__ = ["IGNORE_INDEX", "REDUCTIONS", "set_validate_args", "validate_args_enabled", "check_tensor",

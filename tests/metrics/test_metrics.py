@@ -153,3 +153,8 @@ def test_iou_and_dice_match_monai(spatial):
     assert torch.allclose(iou_score(pred, target), want_iou.float(), atol=1e-6)
     assert torch.allclose(Dice()(pred, target), want_dice.float(), atol=1e-6)
     assert want_dice[0] == 1 and want_dice[1] == 0 and 0 < want_iou[3] < 1
+
+
+def test_overlap_of_an_empty_batch_is_empty():
+    empty = torch.zeros(0, 3, 4, dtype=torch.bool)
+    assert dice_score(empty, empty).shape == (0,) and iou_score(empty, empty).shape == (0,)
