@@ -12,7 +12,8 @@ Sections (each returns rows ``{"case", "ours_s", "anchor", "anchor_s", "ratio", 
 * SizeLoss (n_samples = 1) forward + backward vs one training step (forward, backward, Adam) of a
   MONAI FlexibleUNet with a ResNet-18 encoder on the same batch (ratio, target <= 0.2), and the
   cost for n_samples = 1, 2, 4, 8;
-* with a CUDA device, the pure-torch path of the same ops on the GPU (informative).
+* with a CUDA device, the pure-torch path of the same ops on the GPU (informative), and where
+  CuPy is installed its ``distance_transform_edt`` per image (Euclidean: a speed anchor only).
 """
 
 from __future__ import annotations
@@ -209,6 +210,10 @@ def bench_torch_path(repeats: int, device: str) -> list[dict[str, Any]]:
         ours = time_call(lambda: distance_transform(x, backend="torch"), repeats, sync)
         rows.append(_row(f"distance_transform torch path {shape} [{device}]", ours,
                          "numba kernel on CPU", cpu, ours / cpu, "info", None))
+        edt = _cupy_edt_per_image(masks, repeats) if device.startswith("cuda") else None
+        if edt is not None:
+            rows.append(_row(f"distance_transform torch path {shape} [{device}]", ours,
+                             "cupyx edt per image (Euclidean, GPU)", edt, ours / edt, "info", None))
     flips = blob_masks((32, 64, 32), 2, seed=9, fill=0.5)
     cpu = time_call(lambda: flip_sizes(flips, border="background"), repeats)
     x = torch.from_numpy(flips).to(device)
@@ -216,6 +221,20 @@ def bench_torch_path(repeats: int, device: str) -> list[dict[str, Any]]:
     rows.append(_row(f"flip_sizes torch path (32, 64, 32) [{device}]", ours, "numba kernel on CPU",
                      cpu, ours / cpu, "info", None))
     return rows
+
+
+def _cupy_edt_per_image(masks: np.ndarray, repeats: int) -> float | None:
+    """Seconds for CuPy's ``distance_transform_edt`` on each image of ``masks`` on the GPU, or None
+    without CuPy. It computes the Euclidean transform, not ours, but it is the nearest exact
+    transform a GPU library offers, so it anchors the torch path's speed."""
+    try:
+        import cupy
+        from cupyx.scipy.ndimage import distance_transform_edt
+    except ImportError:
+        return None
+    images = [cupy.asarray(m) for m in masks]
+    return time_call(lambda: [distance_transform_edt(m) for m in images], repeats,
+                     cupy.cuda.Device().synchronize)
 
 
 def warm_up() -> None:
