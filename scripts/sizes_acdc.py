@@ -13,7 +13,8 @@ down to 64x64 (objects of about 4-30 px there), only slices that show the LV. Pa
    - ``control``: BCE on the same m masks (more of the same training, no sizes);
    - ``size``: SizeLoss on the sizes of the other slices only (relative criterion, noise scale
      ``--noise-scale``, the library's defaults);
-   - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss), weights 1.
+   - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss), weights 1;
+   - ``size-squared``: as ``size`` with the paper's squared criterion ``(t - s)^2`` (same noise scale).
 
 4. Test IoU, Dice and E (squared size error of the thresholded prediction) per slice, and the true-size
    oracle of the pre-trained network (:func:`sizeseg.training.oracle.size_oracle`: each test prediction
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sizes_noise import flip, loss_fn, predict  # noqa: E402
 
-METHODS = ("control", "size", "mixed")
+METHODS = ("control", "size", "mixed", "size-squared")
 COLUMNS = ["m", "seed", "method", "n_test", "IoU", "Dice", "E", "dIoU", "dE", "seconds"]
 
 
@@ -120,6 +121,7 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     model = build_model(args.model, in_channels=images.shape[1])
     bce = loss_fn("control", 1, seed)
     size_term = loss_fn(f"{args.criterion} tau={args.noise_scale:g}", 1, seed)
+    squared_term = loss_fn(f"size tau={args.noise_scale:g}", 1, seed)
 
     def masks_only(net, parts):
         x, y, s = parts[0]
@@ -128,6 +130,10 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     def sizes_only(net, parts):
         x, y, s = parts[0]
         return size_term(net(x), y, s)
+
+    def sizes_squared(net, parts):
+        x, y, s = parts[0]
+        return squared_term(net(x), y, s)
 
     def mixed(net, parts):
         (xm, ym, sm), (xs, ys, ss) = parts
@@ -147,7 +153,8 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
                  "dIoU": oracle["IoU"] - start["IoU"], "dE": oracle["E"] - start["E"], "seconds": 0.0})
     half = max(1, args.batch // 2)
     plans = {"control": ([(masked, args.batch)], masks_only), "size": ([(sized, args.batch)], sizes_only),
-             "mixed": ([(masked, half), (sized, args.batch - half)], mixed)}
+             "mixed": ([(masked, half), (sized, args.batch - half)], mixed),
+             "size-squared": ([(sized, args.batch)], sizes_squared)}
     for method in args.methods:
         t1 = time.perf_counter()
         model.load_state_dict(start_state)
@@ -190,11 +197,11 @@ def report(rows: list[dict], args) -> str:
              "| m | seeds | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     lines += [f"| {m} | {seeds(m)} | " + " | ".join(cell(m, x, "IoU") for x in methods) + " |" for m in ms]
     lines += ["", "Paired IoU change to the same seed's pre-trained network; `vs control` = method minus control:", "",
-              "| m | " + " | ".join(methods[1:]) + " | size vs control | mixed vs control |",
-              "|---|" + "---|" * (len(methods) + 1)]
+              "| m | " + " | ".join(methods[1:]) + " | size vs control | mixed vs control | size-squared vs control |",
+              "|---|" + "---|" * (len(methods) + 2)]
     for m in ms:
         diffs = []
-        for method in ("size", "mixed"):
+        for method in ("size", "mixed", "size-squared"):
             paired = [r["IoU"] - c["IoU"] for r in rows for c in rows if r["m"] == c["m"] == m and
                       r["seed"] == c["seed"] and r["method"] == method and c["method"] == "control"]
             diffs.append(f"{np.mean(paired):+.3f}" + (f" ± {np.std(paired, ddof=1):.3f}" if len(paired) > 1 else "")

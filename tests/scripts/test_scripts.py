@@ -94,16 +94,16 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
     assert script.main(argv) == 0
     rows = list(csv.DictReader(open(out / "runs.csv")))
     assert [(r["seed"], r["method"]) for r in rows] == [
-        (s, m) for s in "01" for m in ("pre-trained", "true-size oracle", "control", "size", "mixed")]
+        (s, m) for s in "01" for m in ("pre-trained", "true-size oracle", "control", "size", "mixed", "size-squared")]
     for r in rows:
         assert 0 <= float(r["IoU"]) <= 1 and float(r["E"]) >= 0
     oracle = [r for r in rows if r["method"] == "true-size oracle"]
-    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::5]))  # moved onto the true sizes
+    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::6]))  # moved onto the true sizes
     assert "size vs control" in (out / "report.md").read_text()
     capsys.readouterr()
     assert script.main(argv) == 0  # finished (m, seed) cells are not run again
     assert "m 2 seed" not in capsys.readouterr().out
-    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 10
+    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 12
     with pytest.raises(SystemExit):
         script.main(argv + ["--methods", "size,nonsense"])
 
