@@ -106,10 +106,10 @@ def test_size_loss_equals_the_cpu_kernel_on_the_same_noise(device, criterion, sp
         return noise.to(device)
 
     def loss_and_grad(on: str, backend: str):
-        x = logits.to(on).requires_grad_()
+        x = logits.clone().to(on).requires_grad_()  # a fresh leaf per call: no shared .grad
         loss = SizeLoss(n_samples=3, criterion=criterion, backend=backend, seed=0)(x, sizes.to(on))
         loss.backward()
-        return loss.detach().cpu(), x.grad.cpu()
+        return loss.detach().cpu().clone(), x.grad.cpu().clone()
 
     with monkeypatch.context() as patch:
         patch.setattr(torch, "rand", same_noise)  # the draw inside SizeLoss
