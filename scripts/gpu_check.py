@@ -12,7 +12,7 @@ anchor's per row, on a log axis.
 Usage (from the repository root)::
 
     python scripts/gpu_check.py steps --out OUT [--device cuda] [--repeats 20]
-    python scripts/gpu_check.py steps --out OUT --dry-run      # CPU, small batches, 1 repeat
+    python scripts/gpu_check.py steps --out OUT --dry-run      # CPU, unet-plain, small batches, 1 repeat
     python scripts/gpu_check.py figures --bench OUT/bench-core.json --out OUT
 """
 
@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     steps.add_argument("--out", required=True, help="folder for steps.json and steps.png")
     steps.add_argument("--device", default="cuda", help="torch device (default cuda)")
     steps.add_argument("--repeats", type=int, default=20, help="timed steps per variant; medians (default 20)")
-    steps.add_argument("--dry-run", action="store_true", help="CPU, small batches, one repeat: checks the script")
+    steps.add_argument("--dry-run", action="store_true",
+                       help="CPU, the light unet-plain, small batches, one repeat: checks the script")
     figures = sub.add_parser("figures", help="bench-core.png from the JSON of sizeseg bench core")
     figures.add_argument("--bench", required=True, help="JSON written by sizeseg bench core --json")
     figures.add_argument("--out", required=True, help="folder for bench-core.png")
@@ -199,16 +200,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    device, repeats, cases = ("cpu", 1, DRY_CASES) if args.dry_run else (args.device, args.repeats, CASES)
+    # the dry run checks the script, not the numbers: the light unet-plain keeps it short on a shared CPU
+    device, repeats, cases, model = (("cpu", 1, DRY_CASES, "unet-plain") if args.dry_run
+                                     else (args.device, args.repeats, CASES, "unet"))
     if repeats < 1:
         parser.error(f"--repeats: expected an int >= 1, got {repeats}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here (--dry-run checks the script on a CPU)")
-    rows = time_steps(cases, device, repeats, warmup=1 if args.dry_run else 3)
-    env = environment(device) | {"repeats": repeats, "dry_run": args.dry_run}
+    rows = time_steps(cases, device, repeats, warmup=1 if args.dry_run else 3, model=model)
+    env = environment(device) | {"repeats": repeats, "dry_run": args.dry_run, "model": model}
     (out / "steps.json").write_text(json.dumps({"rows": rows, "environment": env}, indent=2) + "\n")
     label = env.get("gpu", device) + (" (dry run: small CPU batches, 1 repeat)" if args.dry_run else "")
-    steps_figure(rows, f"U-Net (ResNet-18) training step, with and without SizeLoss: {label}", out / "steps.png")
+    steps_figure(rows, f"{model} training step, with and without SizeLoss: {label}", out / "steps.png")
     print(f"wrote {out / 'steps.json'} and {out / 'steps.png'}")
     return 0
 
