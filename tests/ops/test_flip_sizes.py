@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,26 @@ def test_thread_pool_path_matches_serial(monkeypatch):
     assert nk._POOL and nk._POOL[0]._max_workers == 3  # the pool did run
     for a, b in zip(serial, pooled):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cpu_kernels_leave_torchs_thread_count_alone():
+    """numba's OpenMP layer, once launched, resets the process's OpenMP threads: torch set to one
+    thread then runs on every core. The kernels, their thread pool and the size loss must not
+    launch it (checked in a fresh process, since a launch is process-wide)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; torch.set_num_threads(1)\n"
+        "import sizeseg\n"
+        "big = torch.rand(8, 1, 256, 256) < 0.5\n"  # above the thread pool's threshold
+        "sizeseg.flip_sizes(big)\n"
+        "logits = torch.randn(4, 1, 32, 32, requires_grad=True)\n"
+        "sizeseg.SizeLoss(criterion='bounds')(logits, torch.tensor([[2.0, 20.0]] * 4)).backward()\n"
+        "x = torch.randn(64, 64); (x @ x).sum()\n"
+        "print(torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "1"

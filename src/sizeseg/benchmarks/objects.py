@@ -175,6 +175,6 @@ def run_objects(repeats: int = 5, quick: bool = False,
     rows = bench_object_flips(repeats, shape, brute_pixels=1024 if quick else 12288)
     rows += bench_object_loss(repeats, (shape[0], 1) + shape[1:])
     env = dict(torch=torch.__version__, numba=numba.__version__,
-               numba_threads=numba.get_num_threads(), cpu_count=os.cpu_count(),
+               numba_threads=numba.config.NUMBA_NUM_THREADS, cpu_count=os.cpu_count(),
                load_average=os.getloadavg(), repeats=repeats, quick=quick, shape=shape)
     return {"rows": rows, "environment": env}

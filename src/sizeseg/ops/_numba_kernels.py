@@ -417,14 +417,17 @@ def _run_over_batch(kernel, m, *arrays_and_args, n_arrays):
     """Run a serial ``nogil`` kernel over chunks of the batch on a pool of threads.
 
     ``arrays_and_args`` starts with ``n_arrays`` outputs indexed by image like ``m``; the rest
-    are passed unchanged. The pool has ``numba.get_num_threads()`` workers (NUMBA_NUM_THREADS).
+    are passed unchanged. The pool has ``NUMBA_NUM_THREADS`` workers, read from numba's config:
+    ``numba.get_num_threads()`` would launch numba's threading layer, and its OpenMP layer then
+    resets the process's OpenMP thread count, so torch set to one thread silently ran on all
+    cores, spinning against the other training processes (a 2-4x slower epoch).
     Python threads running the nogil kernels replace numba's ``prange`` here: with the OpenMP
     threading layer, a ``prange`` launch on this oversubscribed 2-core machine cost a fixed
     ~12 ms per call (spinning workers), far more than the work on typical batches.
     """
     outputs, rest = arrays_and_args[:n_arrays], arrays_and_args[n_arrays:]
     n = m.shape[0]
-    threads = min(numba.get_num_threads(), n)
+    threads = min(numba.config.NUMBA_NUM_THREADS, n)
     if threads < 2 or m.size < PARALLEL_MIN_VOXELS:
         kernel(m, *outputs, *rest)
         return
