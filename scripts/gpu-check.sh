@@ -6,9 +6,9 @@
 #   2. runs the CUDA-tensor tests: the ops, metrics and SizeLoss on CUDA equal the CPU numba
 #      kernels, and the ops' and losses' forward and backward never synchronise with the host
 #      (torch.cuda.set_sync_debug_mode("error"));
-#   3. runs `sizeseg bench core --device cuda` (with CuPy's distance_transform_edt per image as an
+#   3. times a U-Net training step with and without SizeLoss (scripts/gpu_check.py steps);
+#   4. runs `sizeseg bench core --device cuda` (with CuPy's distance_transform_edt per image as an
 #      anchor where CuPy is installed);
-#   4. times a U-Net training step with and without SizeLoss (scripts/gpu_check.py steps);
 #   5. writes everything under $OUT: gpu-check.log, bench-core.json, bench-core.png, steps.json,
 #      steps.png (results/gpu/README.md says where they are recorded).
 #
@@ -101,12 +101,13 @@ except ImportError:
 stage "tests on CUDA tensors" 240 $PY -m pytest -q -rs -p no:cacheprovider \
   tests/ops/test_cuda_tensors.py tests/ops/test_torch_path_no_sync.py tests/losses/test_losses_inputs.py
 
+# the training steps first: they write after each batch, the bench only at its end
 if [ "$DRY_RUN" = 1 ]; then
-  stage "sizeseg bench core" 240 $PY -m sizeseg bench core --device cpu --quick --repeats 1 --json "$OUT/bench-core.json"
   stage "training steps" 150 $PY scripts/gpu_check.py steps --dry-run --out "$OUT"
+  stage "sizeseg bench core" 240 $PY -m sizeseg bench core --device cpu --quick --repeats 1 --json "$OUT/bench-core.json"
 else
-  stage "sizeseg bench core" 240 $PY -m sizeseg bench core --device cuda --quick --repeats 5 --json "$OUT/bench-core.json"
   stage "training steps" 150 $PY scripts/gpu_check.py steps --device cuda --repeats 20 --out "$OUT"
+  stage "sizeseg bench core" 240 $PY -m sizeseg bench core --device cuda --quick --repeats 5 --json "$OUT/bench-core.json"
 fi
 [ -f "$OUT/bench-core.json" ] && stage "figures" 60 $PY scripts/gpu_check.py figures --bench "$OUT/bench-core.json" --out "$OUT"
 

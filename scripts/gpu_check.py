@@ -207,11 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--repeats: expected an int >= 1, got {repeats}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available here (--dry-run checks the script on a CPU)")
-    rows = time_steps(cases, device, repeats, warmup=1 if args.dry_run else 3, model=model)
     env = environment(device) | {"repeats": repeats, "dry_run": args.dry_run, "model": model}
-    (out / "steps.json").write_text(json.dumps({"rows": rows, "environment": env}, indent=2) + "\n")
     label = env.get("gpu", device) + (" (dry run: small CPU batches, 1 repeat)" if args.dry_run else "")
-    steps_figure(rows, f"{model} training step, with and without SizeLoss: {label}", out / "steps.png")
+    rows = []
+    for case in cases:  # written after each case, so a run stopped at its time limit keeps what it measured
+        rows += time_steps([case], device, repeats, warmup=1 if args.dry_run else 3, model=model)
+        (out / "steps.json").write_text(json.dumps({"rows": rows, "environment": env}, indent=2) + "\n")
+        steps_figure(rows, f"{model} training step, with and without SizeLoss: {label}", out / "steps.png")
     print(f"wrote {out / 'steps.json'} and {out / 'steps.png'}")
     return 0
 
