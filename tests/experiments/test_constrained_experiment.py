@@ -117,6 +117,11 @@ def test_ordering_check():
              ("size_two_bounds", 0.85), ("full", 0.8)]]
     checks = exp.ordering_holds(rows)
     assert checks["partial_ce < proposals_loose"] and not checks["size_two_bounds < full"]
+    assert checks["size_upper_tight <= size_two_bounds"]
+    tied = exp.ordering_holds([dict(r, dsc_slice=0.8) if r["method"] == "size_two_bounds" else r for r in rows])
+    assert tied["size_upper_tight <= size_two_bounds"]  # an inactive lower bound gives the one-bound network
+    below = exp.ordering_holds([dict(r, dsc_slice=0.79) if r["method"] == "size_two_bounds" else r for r in rows])
+    assert not below["size_upper_tight <= size_two_bounds"]
     started = [dict(r, init="size_two_bounds") for r in rows]  # rows of --init runs are not the paper's rows
     assert exp.ordering_holds(started) == {}
     assert exp.ordering_holds(rows[:1] + started[1:]) == {}
