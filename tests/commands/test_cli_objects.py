@@ -44,6 +44,15 @@ def test_two_classes_pretrain_then_finetune_on_class_sizes(env, tmp_path, capsys
     assert main(["finetune", "--data", str(env / "two"), "--out", str(tmp_path / "fine"), "--init", str(ckpt),
                  "--sizes", str(env / "classes.csv"), "--classes", "left,right", *TINY]) == 0
     assert "val/E" in _metrics(tmp_path / "fine")[-1]
+    best = str(tmp_path / "fine" / "checkpoints" / "best.ckpt")
+    assert main(["evaluate", "--checkpoint", best, "--data", str(env / "two"), "--out", str(tmp_path / "ev")]) == 0
+    with open(tmp_path / "ev" / "per_image.csv") as fh:
+        assert all(len(r["predicted_size"].split(";")) == 2 for r in csv.DictReader(fh))
+    assert main(["predict", "--checkpoint", best, "--data", str(env / "two"), "--out", str(tmp_path / "pr")]) == 0
+    from PIL import Image
+
+    labels = np.asarray(Image.open(sorted((tmp_path / "pr" / "masks").glob("*.png"))[0]))
+    assert labels.shape == (32, 32) and set(np.unique(labels)) <= {0, 1, 2}
     # a one-channel start cannot fine-tune two classes
     assert main(["pretrain", "--data", str(env / "two"), "--out", str(tmp_path / "one"), *TINY]) == 0
     capsys.readouterr()
@@ -76,3 +85,17 @@ def test_bad_size_csv_is_one_line_naming_file_row_and_column(env, tmp_path, caps
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert f"{path}, {message}" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_demo_with_several_objects(tmp_path, capsys):
+    code = main(["demo", "--objects", "3", "--out", str(tmp_path / "demo"), "--images", "20", "--masks", "4",
+                 "--pretrain-steps", "1", "--finetune-epochs", "1", "--model", "unet-tiny"])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 to 3 separate objects" in (tmp_path / "demo" / "report.md").read_text()
+    header = next(line for line in out.splitlines() if "test IoU" in line)
+    assert "test E per object" in header and "after size fine-tuning" in out
+    with open(tmp_path / "demo" / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and all(float(r["AE_obj"]) >= 0 and 0 <= float(r["IoU"]) <= 1 for r in rows)
+    assert main(["demo", "--objects", "13", "--out", str(tmp_path / "d2")]) == 2
+    assert "--objects" in capsys.readouterr().err

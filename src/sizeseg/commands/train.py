@@ -271,9 +271,17 @@ def per_image_rows(data, scores: dict) -> list[dict]:
     for i, item in enumerate(data.ids):
         size, e = float(data.sizes[i]), float(scores["E_per_image"][i])
         rows.append({"id": str(item), "has_mask": int(has[i]), "size": "" if np.isnan(size) else size,
-                     "predicted_size": float(scores["predicted_size"][i]), "E": "" if np.isnan(e) else e,
+                     "predicted_size": _sizes_text(scores["predicted_size"][i]), "E": "" if np.isnan(e) else e,
                      "IoU": iou.get(i, ""), "Dice": dice.get(i, "")})
     return rows
+
+
+def _sizes_text(value):
+    """One predicted size as a float; several classes' as ``a;b;c`` (the size CSV's list form)."""
+    import numpy as np
+
+    value = np.atleast_1d(np.asarray(value, float))
+    return float(value[0]) if value.size == 1 else ";".join(f"{v:g}" for v in value)
 
 
 def mask_names(data, suffix: str) -> list[str]:
@@ -321,6 +329,8 @@ def _item_affine(data, index: int, original_size: bool):
 def _run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    import torch
+
     from sizeseg.data.nifti import write_nifti
     from sizeseg.io_utils import atomic_path, write_csv
     from sizeseg.metrics import predicted_size
@@ -340,23 +350,30 @@ def _run_predict(args: argparse.Namespace) -> int:
     rows = []
     for start in range(0, len(data), 256):
         logits = predict_logits(model, data.images[start:start + 256])
-        sizes = predicted_size(logits).numpy()
+        if args.original_size and logits.shape[1] > 1:  # before any file is written
+            raise ValueError("--original-size: supported for one-class networks; this checkpoint has "
+                             f"{logits.shape[1]} classes (their label maps are written at the prepared size without it)")
+        sizes = torch.stack([predicted_size(logits[:, c:c + 1]) for c in range(logits.shape[1])], 1).numpy()
         for k in range(len(logits)):
             i = start + k
-            item = logits[k, 0].numpy()
-            if args.original_size:
-                item = to_source_shape(item, data.extra["source_shape"][i], fit)
-            mask = (item > 0).astype(np.uint8)
+            item = logits[k].numpy()
+            if len(item) > 1:  # several classes: a label map, each pixel the most likely class over 0 (1..C)
+                mask = np.where(item.max(0) > 0, item.argmax(0) + 1, 0).astype(np.uint8)
+            else:
+                item = item[0]
+                if args.original_size:
+                    item = to_source_shape(item, data.extra["source_shape"][i], fit)
+                mask = (item > 0).astype(np.uint8)
             if args.format == "png":
                 from PIL import Image
 
                 with atomic_path(out / "masks" / names[i]) as tmp:
-                    Image.fromarray(mask * 255).save(tmp, format="PNG")
+                    Image.fromarray(mask * 255 if len(logits[k]) == 1 else mask).save(tmp, format="PNG")
             else:
                 write_nifti(out / "masks" / names[i], mask, _item_affine(data, i, args.original_size))
             annotated = float(data.sizes[i])
             rows.append({"id": str(data.ids[i]), "file": f"masks/{names[i]}",
-                         "predicted_size": float(sizes[k]), "annotated_size": "" if np.isnan(annotated) else annotated})
+                         "predicted_size": _sizes_text(sizes[k]), "annotated_size": "" if np.isnan(annotated) else annotated})
     write_csv(out / "sizes.csv", rows, ["id", "file", "predicted_size", "annotated_size"])
     where = "at each source image's size" if args.original_size else f"at the prepared size {data.spatial_shape}"
     print(f"wrote {len(rows)} masks {where} to {out / 'masks'} and sizes (at the prepared size) to {out / 'sizes.csv'}")
