@@ -24,7 +24,7 @@ A fixed schedule, no checkpoint selection: every method gets the same number of 
 Rows are appended to ``OUT/runs.csv`` as each (m, seed) finishes, and finished ones are skipped when the
 command is run again; ``OUT/report.md`` is rebuilt from all rows.
 
-    OMP_NUM_THREADS=1 python scripts/sizes_acdc.py --data ../shared/data/ACDC --out results/sizes-acdc
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python scripts/sizes_acdc.py --data ../shared/data/ACDC --out results/sizes-acdc
 
 ``--synthetic N`` replaces ACDC by N synthetic images (for the test; seconds).
 """
