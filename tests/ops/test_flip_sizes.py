@@ -91,7 +91,7 @@ def test_thread_pool_path_matches_serial(monkeypatch):
     serial = (distance_transform(masks), object_size(masks, border="background"),
               flip_sizes(masks, border="background"))
     monkeypatch.setattr(nk, "PARALLEL_MIN_VOXELS", 0)
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 3)  # uneven chunks over 10 images
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 3)  # uneven chunks over 10 images
     pooled = (distance_transform(masks), object_size(masks, border="background"),
               flip_sizes(masks, border="background"))
     assert nk._POOL and nk._POOL[0]._max_workers == 3  # the pool did run
