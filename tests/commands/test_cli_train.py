@@ -1,3 +1,4 @@
+import argparse
 import csv
 import json
 
@@ -5,12 +6,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sizeseg.cli import main
+from sizeseg.cli import build_parser, main
 from sizeseg.data.prepared import save_prepared
 from tests.training.helpers import tiny_data
 
-COMMANDS = [[], ["demo"], ["pretrain"], ["finetune"], ["evaluate"], ["predict"], ["experiment"],
-            ["experiment", "samples"], ["experiment", "pretraining"]]
+
+def every_command(parser=None, prefix=()):
+    """Every command path of the CLI, read from the parser itself, so a new command cannot be left out."""
+    parser = parser or build_parser()
+    yield list(prefix)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from every_command(sub, prefix + (name,))
+
+
+COMMANDS = list(every_command())
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a) or "sizeseg")

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the slices' side after block-averaging the field (default: the profile's, 64 for cpu; "
                         "128 with --field 128 keeps the native pixels)")
     parser.add_argument("--weak", choices=tuple(WEAK_SOURCES), default=None,
-                        help="labelled pixels of the weak rows: " + "; ".join(f"{k}: {v}" for k, v in WEAK_SOURCES.items())
+                        help="labelled pixels of the weak rows: "
+                        + "; ".join(f"{k}: {v}" for k, v in WEAK_SOURCES.items()).replace("%", "%%")
                         + " (default erosion)")
     parser.add_argument("--bounds-subject", default=None,
                         help="training subject of the tight bounds (default: patient004, the paper's, if in the split)")
