@@ -127,3 +127,38 @@ def test_constrained_tables_join_protocols_with_ratios_to_full(tmp_path, capsys)
     with pytest.raises(SystemExit) as err:
         tables.main([str(tmp_path / "missing"), "--out", str(out)])
     assert err.value.code == 2 and "missing: no table1.csv" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_constrained_saturation_reads_each_runs_temperature(tmp_path, acdc, capsys):
+    from sizeseg.cli import main
+
+    out = tmp_path / "exp"
+    flags = ["--quick", "--epochs", "1", "--batch-size", "2", "--model", "enet", "--field", "32", "--resolution", "16",
+             "--workers", "1", "--no-timing", "--methods", "size_two_bounds"]
+    assert main(["experiment", "constrained", "--data", str(acdc), "--out", str(out), "--temperature", "0.1"] + flags) == 0
+    run = out / "runs" / "size_two_bounds"
+    capsys.readouterr()
+    saturation = _script("constrained_saturation")
+    assert saturation.main(["--data", str(acdc), "--prepared", str(out), str(run)]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    values = dict(zip(header.split(","), row.split(",")))
+    assert values["run"] == "size_two_bounds" and float(values["temperature"]) == 0.1
+    assert 0 <= float(values["saturated_fg_outside"]) <= min(float(values["saturated"]), float(values["fg"]))
+    assert 0 < float(values["true_fg"]) < 1
+    with pytest.raises(SystemExit):
+        saturation.main(["--data", str(acdc), "--prepared", str(out), str(tmp_path)])  # no result.json there
+
+
+def test_saturation_shares_match_a_hand_computation():
+    import torch
+
+    shares = _script("constrained_saturation").saturation_shares
+    z = torch.tensor([[[0.0, 5.0], [-5.0, 5.0]]])
+    lv = torch.tensor([[[True, True], [False, False]]])
+    # T = 1: p(1-p) is 0.25 at z = 0 and 0.0066 at |z| = 5, all above 1e-3
+    assert shares(z, lv, temperature=1.0) == pytest.approx({"fg": 0.5, "true_fg": 0.5, "saturated": 0.0,
+                                                            "saturated_fg_outside": 0.0})
+    # T = 0.1: |z| / T = 50 saturates three pixels; one of them is foreground outside the LV
+    assert shares(z, lv, temperature=0.1) == pytest.approx({"fg": 0.5, "true_fg": 0.5, "saturated": 0.75,
+                                                            "saturated_fg_outside": 0.25})
