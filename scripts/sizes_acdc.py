@@ -1,26 +1,33 @@
 """Paper 1's pre-training protocol on ACDC LV: do the sizes of the other slices beat more training on the masks?
 
-Data: ACDC's left-ventricle cavity (label 3), the central 128x128 native pixels of every slice averaged
-down to 64x64 (objects of about 4-30 px there), only slices that show the LV. Patients are split 75/25
-(:func:`sizeseg.data.acdc.build_acdc`, seeded 0): the 25 % are the test set. For each m and seed:
+Data: ACDC's left-ventricle cavity (label 3), the central ``--field`` x ``--field`` native pixels of every
+slice (128: objects of 2-58 px, median 20), at ``--resolution`` (default: the native pixels), only slices
+that show the LV. Patients are split 75/25 (:func:`sizeseg.data.acdc.build_acdc`, seeded 0): the 25 % are
+the test set. For each m and seed:
 
 1. m *slices* drawn at random from the training patients carry masks; every other training slice
    carries only its object size (``sizeseg.object_size``, measured on its mask).
-2. Pre-train on the m masks: BCE, Adam at ``--lr``, ``--pretrain-steps`` batches drawn with replacement,
-   random flips.
-3. From that network, each for ``--finetune-steps`` batches at ``--finetune-lr``:
+2. Pre-train on the m masks to convergence: BCE, Adam at ``--lr`` with cosine decay to 1 % over
+   ``--pretrain-steps`` batches drawn with replacement, the 8 flips/transpositions of the square as
+   augmentation. ``--curve`` scores the test set along the way (a check that the schedule converged).
+3. From that network, each method for ``--finetune-steps`` batches at the constant ``--finetune-lr``
+   (same batches of masked/sized slices for every method, same augmentation):
 
    - ``control``: BCE on the same m masks (more of the same training, no sizes);
-   - ``size``: SizeLoss on the sizes of the other slices only (relative criterion, noise scale
-     ``--noise-scale``, the library's defaults);
-   - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss), weights 1;
-   - ``size-squared``: as ``size`` with the paper's squared criterion ``(t - s)^2`` (same noise scale).
+   - ``size``: SizeLoss on the sizes of the other slices only, squared criterion (the paper's) with
+     noise scale ``--noise-scale``; ``size-relative``: the relative criterion ``(t - s)^2 / t^2``;
+   - ``matched``: BCE to the prediction moved onto each annotated size (``size_matched_bce``);
+   - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss, squared,
+     times ``--size-weight``); ``mixed-matched``: the same with the size-matched BCE (weight 1).
 
-4. Test IoU, Dice and E (squared size error of the thresholded prediction) per slice, and the true-size
-   oracle of the pre-trained network (:func:`sizeseg.training.oracle.size_oracle`: each test prediction
-   moved onto its true size, the most that sizes can add through the size).
+4. On the test slices: IoU, Dice and E (squared size error of the thresholded prediction) per slice,
+   per band of true size, and what the prediction did against the pre-trained one: its mean signed
+   size error, false-positive and missed pixels, and share of empty predictions (did it shrink, grow
+   or move?). The true-size oracle of the pre-trained network
+   (:func:`sizeseg.training.oracle.size_oracle`: each prediction moved onto its true size) bounds what
+   sizes can add through the size.
 
-A fixed schedule, no checkpoint selection: every method gets the same number of steps from the same start.
+A fixed schedule, no checkpoint selection: every method gets the same steps from the same start.
 Rows are appended to ``OUT/runs.csv`` as each (m, seed) finishes, and finished ones are skipped when the
 command is run again; ``OUT/report.md`` is rebuilt from all rows.
 
@@ -34,19 +41,22 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sizes_noise import flip, loss_fn, predict  # noqa: E402
+from sizes_noise import loss_fn, predict  # noqa: E402
 
-METHODS = ("control", "size", "mixed", "size-squared")
-COLUMNS = ["m", "seed", "method", "n_test", "IoU", "Dice", "E", "dIoU", "dE", "seconds"]
+METHODS = ("control", "size", "size-relative", "matched", "mixed", "mixed-matched")
+#: bands of true object size (px, at the working resolution) for the per-band columns
+BANDS = ((0, 10), (10, 20), (20, 30), (30, 10_000))
+SCORES = ["IoU", "Dice", "E", "signed", "fp", "fn", "empty"] + [f"{k}_{lo}" for lo, _ in BANDS for k in ("E", "IoU")]
+COLUMNS = ["m", "seed", "method", "n_test", *SCORES, "dIoU", "dE", "grad_ratio", "seconds"]
 
 
 def load_data(args):
@@ -59,8 +69,9 @@ def load_data(args):
     else:
         from sizeseg.data.acdc import prepare_acdc
 
-        data, reused = prepare_acdc(args.data, args.cache, size=args.field, resolution=args.resolution, seed=0)
-        print(f"ACDC {'reused from' if reused else 'prepared in'} {args.cache}: {len(data)} slices", flush=True)
+        cache = args.cache or f"runs/acdc-field{args.field}-res{args.resolution}"
+        data, reused = prepare_acdc(args.data, cache, size=args.field, resolution=args.resolution, seed=0)
+        print(f"ACDC {'reused from' if reused else 'prepared in'} {cache}: {len(data)} slices", flush=True)
         is_train = data.splits == "train"
     keep = np.asarray(data.sizes) > 0
     images = torch.from_numpy(np.asarray(data.images[keep], np.float32))
@@ -69,48 +80,89 @@ def load_data(args):
     return images, masks, sizes, np.asarray(is_train)[keep]
 
 
-def train(model, images, masks, sizes, pools, steps: int, batch: int, lr: float, fn, rng) -> None:
-    """``steps`` Adam steps; each batch draws ``batch`` items with replacement from each pool in
-    ``pools`` (index arrays) and calls ``fn(model, [(x, y, s) per pool])``."""
+def augment(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator):
+    """One of the 8 flips/transpositions of the square, the same for the whole batch (sizes unchanged)."""
+    if rng.random() < 0.5:
+        x, y = x.transpose(2, 3), y.transpose(2, 3)
+    for axis in (2, 3):
+        if rng.random() < 0.5:
+            x, y = x.flip(axis), y.flip(axis)
+    return x, y
+
+
+def draw(pools, images, masks, sizes, rng):
+    """One batch: ``n`` items drawn with replacement from each (index array, n) pool, augmented."""
+    parts = []
+    for pool, n in pools:
+        idx = pool[rng.integers(0, len(pool), n)]
+        x, y = augment(images[idx], masks[idx], rng)
+        parts.append((x, y, sizes[idx]))
+    return parts
+
+
+def train(model, images, masks, sizes, pools, steps: int, lr: float, fn, rng, cosine: bool = False,
+          every: int = 0, score=None) -> list[tuple[int, float]]:
+    """``steps`` Adam steps on ``fn(model, parts)``; cosine decay to lr / 100 when ``cosine``. With
+    ``every``, ``score(model)`` is recorded every that many steps (returned as (step, value))."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr / 100) if cosine else None
+    curve = []
     model.train()
-    for _ in range(steps):
-        parts = []
-        for pool, n in pools:
-            idx = pool[rng.integers(0, len(pool), n)]
-            x, y = flip(images[idx], masks[idx], rng)
-            parts.append((x, y, sizes[idx]))
-        loss = fn(model, parts)
+    for step in range(1, steps + 1):
+        loss = fn(model, draw(pools, images, masks, sizes, rng))
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
+        if every and (step % every == 0 or step == steps):
+            curve.append((step, score(model)))
+            model.train()
+    return curve
+
+
+def grad_norm(model, loss) -> float:
+    model.zero_grad()
+    loss.backward()
+    norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters() if p.grad is not None))
+    model.zero_grad()
+    return norm
 
 
 def evaluate(model, images, masks, sizes) -> dict:
+    """Scores of the network on the test slices (see :func:`score_logits`)."""
+    return score_logits(predict(model, images), masks, sizes)
+
+
+def score_logits(logits, masks, sizes) -> dict:
+    """IoU, Dice, E, signed size error, FP / missed pixels, empty share, and E / IoU per band of true size."""
     from sizeseg.metrics import dice_score, iou_score, predicted_size
 
-    logits = predict(model, images)
     pred, truth = logits[:, 0] > 0, masks[:, 0] > 0.5
-    return {"IoU": float(iou_score(pred, truth).mean()), "Dice": float(dice_score(pred, truth).mean()),
-            "E": float(((predicted_size(logits) - sizes) ** 2).mean()), "logits": logits}
+    iou = iou_score(pred, truth)
+    err = predicted_size(logits) - sizes
+    out = {"IoU": float(iou.mean()), "Dice": float(dice_score(pred, truth).mean()), "E": float((err ** 2).mean()),
+           "signed": float(err.mean()), "fp": float((pred & ~truth).sum((1, 2)).float().mean()),
+           "fn": float((~pred & truth).sum((1, 2)).float().mean()), "empty": float((pred.sum((1, 2)) == 0).float().mean()),
+           "logits": logits}
+    for lo, hi in BANDS:
+        keep = (sizes >= lo) & (sizes < hi)
+        out[f"E_{lo}"] = float((err[keep] ** 2).mean()) if bool(keep.any()) else float("nan")
+        out[f"IoU_{lo}"] = float(iou[keep].mean()) if bool(keep.any()) else float("nan")
+    return out
 
 
-def oracle_row(logits, masks, sizes) -> dict:
-    from sizeseg.data.prepared import PreparedData
-    from sizeseg.training.oracle import size_oracle
+def oracle_scores(logits, masks, sizes) -> dict:
+    from sizeseg.ops import size_matched_mask
 
-    n = len(masks)
-    names = np.arange(n).astype(str)
-    data = PreparedData(images=np.zeros((n, 1) + tuple(masks.shape[2:]), np.float32),
-                        masks=masks[:, 0].numpy().astype(np.uint8), has_mask=np.ones(n, bool), sizes=sizes.numpy(),
-                        ids=names, sources=names, slices=np.full(n, -1), volumes=names, splits=np.full(n, "test"))
-    result = size_oracle(logits, data)
-    return {"IoU": result["oracle_IoU"], "Dice": result["oracle_Dice"], "E": result["oracle_E"],
-            "exact": result["exact"]}
+    moved = size_matched_mask(logits[:, 0], sizes.numpy())
+    return score_logits(moved[:, None].float() * 2 - 1, masks, sizes)
 
 
 def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args) -> list[dict]:
     """Pre-train on m masks, fine-tune each method; one row per method, the pre-trained one and the oracle."""
+    import torch.nn.functional as F
+
     from sizeseg.models import build_model
 
     t0 = time.perf_counter()
@@ -119,51 +171,64 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     masked, sized = order[:m], order[m:]
     torch.manual_seed(seed)
     model = build_model(args.model, in_channels=images.shape[1])
-    bce = loss_fn("control", 1, seed)
-    size_term = loss_fn(f"{args.criterion} tau={args.noise_scale:g}", 1, seed)
-    squared_term = loss_fn(f"size tau={args.noise_scale:g}", 1, seed)
+    tau = f" tau={args.noise_scale:g}"
+    terms = {"bce": lambda logits, y, s: F.binary_cross_entropy_with_logits(logits, y),
+             "size": loss_fn("size" + tau, 1, seed), "size-relative": loss_fn("relative" + tau, 1, seed),
+             "matched": loss_fn("matched", 1, seed)}
 
-    def masks_only(net, parts):
-        x, y, s = parts[0]
-        return bce(net(x), y, s)
+    def single(term):
+        def fn(net, parts):
+            x, y, s = parts[0]
+            return terms[term](net(x), y, s)
+        return fn
 
-    def sizes_only(net, parts):
-        x, y, s = parts[0]
-        return size_term(net(x), y, s)
+    def mixed(term, weight):
+        def fn(net, parts):
+            (xm, ym, sm), (xs, ys, ss) = parts
+            logits = net(torch.cat([xm, xs]))  # one forward pass: batch norm sees the whole batch
+            return terms["bce"](logits[:len(xm)], ym, sm) + weight * terms[term](logits[len(xm):], ys, ss)
+        return fn
 
-    def sizes_squared(net, parts):
-        x, y, s = parts[0]
-        return squared_term(net(x), y, s)
-
-    def mixed(net, parts):
-        (xm, ym, sm), (xs, ys, ss) = parts
-        logits = net(torch.cat([xm, xs]))  # one forward pass: batch norm sees the whole batch
-        return bce(logits[:len(xm)], ym, sm) + args.size_weight * size_term(logits[len(xm):], ys, ss)
-
-    train(model, images, masks, sizes, [(masked, args.batch)], args.pretrain_steps, args.batch, args.lr,
-          masks_only, rng)
-    start_state = copy.deepcopy(model.state_dict())
     test = (images[test_idx], masks[test_idx], sizes[test_idx])
+    curve = train(model, images, masks, sizes, [(masked, args.batch)], args.pretrain_steps, args.lr, single("bce"),
+                  rng, cosine=True, every=args.curve, score=lambda net: evaluate(net, *test)["IoU"])
+    if curve:
+        print(f"m {m} seed {seed} pre-training test IoU: " + ", ".join(f"{s}: {v:.3f}" for s, v in curve), flush=True)
+    start_state = copy.deepcopy(model.state_dict())
     start = evaluate(model, *test)
-    base = {"m": m, "seed": seed, "n_test": len(test_idx)}
-    rows = [{**base, "method": "pre-trained", **{k: start[k] for k in ("IoU", "Dice", "E")}, "dIoU": 0.0, "dE": 0.0,
+    base = {"m": m, "seed": seed, "n_test": len(test_idx), "grad_ratio": float("nan")}
+    rows = [{**base, "method": "pre-trained", **{k: start[k] for k in SCORES}, "dIoU": 0.0, "dE": 0.0,
              "seconds": time.perf_counter() - t0}]
-    oracle = oracle_row(start["logits"], test[1], test[2])
-    rows.append({**base, "method": "true-size oracle", **{k: oracle[k] for k in ("IoU", "Dice", "E")},
+    oracle = oracle_scores(start["logits"], test[1], test[2])
+    rows.append({**base, "method": "true-size oracle", **{k: oracle[k] for k in SCORES},
                  "dIoU": oracle["IoU"] - start["IoU"], "dE": oracle["E"] - start["E"], "seconds": 0.0})
     half = max(1, args.batch // 2)
-    plans = {"control": ([(masked, args.batch)], masks_only), "size": ([(sized, args.batch)], sizes_only),
-             "mixed": ([(masked, half), (sized, args.batch - half)], mixed),
-             "size-squared": ([(sized, args.batch)], sizes_squared)}
+    plans = {"control": ([(masked, args.batch)], single("bce")),
+             "size": ([(sized, args.batch)], single("size")),
+             "size-relative": ([(sized, args.batch)], single("size-relative")),
+             "matched": ([(sized, args.batch)], single("matched")),
+             "mixed": ([(masked, half), (sized, args.batch - half)], mixed("size", args.size_weight)),
+             "mixed-matched": ([(masked, half), (sized, args.batch - half)], mixed("matched", 1.0))}
+    # how the size terms' gradients compare with the BCE's on the pre-trained network (one batch each)
+    probe = draw([(masked, half), (sized, args.batch - half)], images, masks, sizes, np.random.default_rng(seed))
+    model.train()
+    bce_norm = grad_norm(model, terms["bce"](model(probe[0][0]), probe[0][1], probe[0][2]))
     for method in args.methods:
         t1 = time.perf_counter()
         model.load_state_dict(start_state)
         torch.manual_seed(seed)
         pools, fn = plans[method]
-        train(model, images, masks, sizes, pools, args.finetune_steps, args.batch, args.finetune_lr, fn,
+        term = {"size": "size", "size-relative": "size-relative", "matched": "matched", "mixed": "size",
+                "mixed-matched": "matched"}.get(method)
+        ratio = float("nan")
+        if term is not None:
+            weight = args.size_weight if method == "mixed" else 1.0
+            ratio = weight * grad_norm(model, terms[term](model(probe[1][0]), probe[1][1], probe[1][2])) / bce_norm
+            model.load_state_dict(start_state)
+        train(model, images, masks, sizes, pools, args.finetune_steps, args.finetune_lr, fn,
               np.random.default_rng([seed, m, 1]))
         now = evaluate(model, *test)
-        rows.append({**base, "method": method, **{k: now[k] for k in ("IoU", "Dice", "E")},
+        rows.append({**base, "method": method, **{k: now[k] for k in SCORES}, "grad_ratio": ratio,
                      "dIoU": now["IoU"] - start["IoU"], "dE": now["E"] - start["E"],
                      "seconds": time.perf_counter() - t1})
     return rows
@@ -173,44 +238,69 @@ def read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="") as f:
-        return [{**r, "m": int(r["m"]), "seed": int(r["seed"]), "n_test": int(r["n_test"]),
-                 **{k: float(r[k]) for k in ("IoU", "Dice", "E", "dIoU", "dE", "seconds")}} for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    if rows and set(rows[0]) != set(COLUMNS):
+        raise SystemExit(f"{path}: written by another version of this script (columns {list(rows[0])}); "
+                         "use another --out")
+    return [{**r, "m": int(r["m"]), "seed": int(r["seed"]), "n_test": int(r["n_test"]),
+             **{k: float(r[k]) for k in COLUMNS[4:]}} for r in rows]
 
 
 def report(rows: list[dict], args) -> str:
-    """Mean ± sd over seeds of test IoU per method, the paired change to the pre-trained network, and E."""
-    methods = ["pre-trained", "true-size oracle"] + [m for m in METHODS if any(r["method"] == m for r in rows)]
+    """Mean ± sd over seeds of test IoU per method, the paired change to the control, E, and diagnostics."""
+    present = {r["method"] for r in rows}
+    methods = ["pre-trained", "true-size oracle"] + [m for m in METHODS if m in present]
+    tuned = [m for m in METHODS if m in present and m != "control"]
     ms = sorted({r["m"] for r in rows})
 
-    def cell(m, method, key):
-        vals = np.array([r[key] for r in rows if r["m"] == m and r["method"] == method])
-        if not len(vals):
+    def vals(m, method, key):
+        return np.array([r[key] for r in rows if r["m"] == m and r["method"] == method])
+
+    def fmt(v, digits, sign=False):
+        if not len(v):
             return "—"
-        digits = 1 if key in ("E", "dE") else 3
-        sd = f" ± {vals.std(ddof=1):.{digits}f}" if len(vals) > 1 else ""
-        return f"{vals.mean():{'+' if key.startswith('d') else ''}.{digits}f}{sd}"
+        sd = f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else ""
+        return f"{v.mean():{'+' if sign else ''}.{digits}f}{sd}"
 
     def seeds(m):
         return len({r["seed"] for r in rows if r["m"] == m})
 
+    def paired(m, method, key="IoU"):
+        return np.array([r[key] - c[key] for r in rows for c in rows if r["m"] == c["m"] == m and
+                         r["seed"] == c["seed"] and r["method"] == method and c["method"] == "control"])
+
     lines = ["Test IoU per slice (mean ± sd over seeds):", "",
              "| m | seeds | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-    lines += [f"| {m} | {seeds(m)} | " + " | ".join(cell(m, x, "IoU") for x in methods) + " |" for m in ms]
-    lines += ["", "Paired IoU change to the same seed's pre-trained network; `vs control` = method minus control:", "",
-              "| m | " + " | ".join(methods[1:]) + " | size vs control | mixed vs control | size-squared vs control |",
-              "|---|" + "---|" * (len(methods) + 2)]
+    lines += [f"| {m} | {seeds(m)} | " + " | ".join(fmt(vals(m, x, "IoU"), 3) for x in methods) + " |" for m in ms]
+    lines += ["", "Paired test-IoU change: the oracle and the control against the pre-trained network; every "
+              "other method against the control (method minus control, same seed):", "",
+              "| m | oracle − pre-trained | control − pre-trained | " + " | ".join(f"{x} − control" for x in tuned) + " |",
+              "|---|---|---|" + "---|" * len(tuned)]
     for m in ms:
-        diffs = []
-        for method in ("size", "mixed", "size-squared"):
-            paired = [r["IoU"] - c["IoU"] for r in rows for c in rows if r["m"] == c["m"] == m and
-                      r["seed"] == c["seed"] and r["method"] == method and c["method"] == "control"]
-            diffs.append(f"{np.mean(paired):+.3f}" + (f" ± {np.std(paired, ddof=1):.3f}" if len(paired) > 1 else "")
-                         if paired else "—")
-        lines.append(f"| {m} | " + " | ".join(cell(m, x, "dIoU") for x in methods[1:]) + " | " + " | ".join(diffs) + " |")
+        lines.append(f"| {m} | {fmt(vals(m, 'true-size oracle', 'dIoU'), 3, True)} | {fmt(vals(m, 'control', 'dIoU'), 3, True)} | "
+                     + " | ".join(fmt(paired(m, x), 3, True) for x in tuned) + " |")
     lines += ["", "Test E (mean squared size error of the thresholded prediction, px², mean ± sd over seeds):", "",
               "| m | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
-    lines += [f"| {m} | " + " | ".join(cell(m, x, "E") for x in methods) + " |" for m in ms]
-    lines += ["", f"Settings: {vars(args)}"]
+    lines += [f"| {m} | " + " | ".join(fmt(vals(m, x, "E"), 1) for x in methods) + " |" for m in ms]
+    names = [f"{lo}-{hi}" if hi < 10_000 else f"{lo}+" for lo, hi in BANDS]
+    lines += ["", "What the predictions did (mean over m and seeds): signed size error (px, predicted − true), "
+              "false-positive and missed pixels per slice, share of empty predictions, E and IoU per band of true "
+              "size (px), and the size term's gradient norm over the BCE's on the pre-trained network:", "",
+              "| method | signed | FP px | missed px | empty | " + " | ".join(f"E {b}" for b in names) + " | "
+              + " | ".join(f"IoU {b}" for b in names) + " | grad size/BCE |",
+              "|---|" + "---|" * (5 + 2 * len(names))]
+    for x in methods:
+        def mean(key):
+            v = np.array([r[key] for r in rows if r["method"] == x], float)
+            v = v[np.isfinite(v)]
+            return v.mean() if len(v) else float("nan")
+        cells = [f"{mean('signed'):+.1f}", f"{mean('fp'):.0f}", f"{mean('fn'):.0f}", f"{mean('empty'):.3f}"]
+        cells += [f"{mean(f'E_{lo}'):.1f}" for lo, _ in BANDS] + [f"{mean(f'IoU_{lo}'):.3f}" for lo, _ in BANDS]
+        ratio = mean("grad_ratio")
+        cells.append("—" if math.isnan(ratio) else f"{ratio:.3g}")
+        lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    settings = {k: v for k, v in vars(args).items() if k not in ("data",)}
+    lines += ["", f"Settings: {settings}"]
     return "\n".join(lines) + "\n"
 
 
@@ -218,24 +308,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data", default="../shared/data/ACDC", help="the ACDC folder")
-    parser.add_argument("--cache", default="runs/acdc-field128-res64", help="prepared ACDC slices (made once)")
+    parser.add_argument("--cache", default=None, help="prepared ACDC slices, made once (default runs/acdc-fieldF-resR)")
     parser.add_argument("--out", required=True, help="output folder (runs.csv, report.md)")
     parser.add_argument("--synthetic", type=int, default=0, help="N synthetic images instead of ACDC (tests)")
     parser.add_argument("--field", type=int, default=128, help="central native field (pixels)")
-    parser.add_argument("--resolution", type=int, default=64, help="working size (block average of the field)")
+    parser.add_argument("--resolution", type=int, default=128, help="working size (block average of the field)")
     parser.add_argument("--m", default="5,10,20,40", help="masked training slices, comma-separated")
     parser.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated")
     parser.add_argument("--methods", default=",".join(METHODS), help="fine-tuning methods, comma-separated")
     parser.add_argument("--model", default="unet-plain", help="network")
-    parser.add_argument("--batch", type=int, default=16, help="images per batch")
-    parser.add_argument("--lr", type=float, default=1e-3, help="pre-training learning rate")
-    parser.add_argument("--pretrain-steps", type=int, default=500, help="pre-training batches")
-    parser.add_argument("--finetune-steps", type=int, default=300, help="fine-tuning batches per method")
-    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="fine-tuning learning rate")
+    parser.add_argument("--batch", type=int, default=8, help="images per batch")
+    parser.add_argument("--lr", type=float, default=1e-3, help="pre-training learning rate (cosine decay to 1 %%)")
+    parser.add_argument("--pretrain-steps", type=int, default=800, help="pre-training batches")
+    parser.add_argument("--curve", type=int, default=0, help="score the test set every this many pre-training steps")
+    parser.add_argument("--finetune-steps", type=int, default=200, help="fine-tuning batches per method")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4, help="fine-tuning learning rate (constant)")
     parser.add_argument("--noise-scale", type=float, default=0.25, help="SizeLoss noise scale tau")
-    parser.add_argument("--criterion", default="relative", choices=("relative", "size"),
-                        help="SizeLoss criterion: relative ((t-s)^2/t^2) or size (squared, the paper's)")
-    parser.add_argument("--size-weight", type=float, default=1.0, help="weight of the size term in mixed")
+    parser.add_argument("--size-weight", type=float, default=1e-3, help="weight of SizeLoss (squared) in mixed")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
@@ -267,6 +356,7 @@ def main(argv=None) -> int:
             atomic_write_text(path, ",".join(COLUMNS) + "\n" + text + "\n")
             print(f"m {m} seed {seed}: " + ", ".join(f"{r['method']} IoU {r['IoU']:.3f} E {r['E']:.1f}" for r in new)
                   + f" ({sum(r['seconds'] for r in new):.0f} s)", flush=True)
+            atomic_write_text(out / "report.md", report(rows, args))
     atomic_write_text(out / "report.md", report(rows, args))
     print(report(rows, args))
     return 0

@@ -21,6 +21,25 @@ def test_prepare_folder_help_states_the_defaults_and_the_shape_order(capsys):
     for part in ("rows first: H W", "(default: resize)", "--max-side", "(default: 256)", "--fractions", "--no-test",
                  "--val-list", "default 0.7 0.1 0.2"):
         assert part in text, part
+    # a default is stated once, and "None" (an option left out) is never printed as one
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "under --fit resize) (default" not in text  # --shape states its own default
+
+
+def test_defaults_formatter_adds_a_default_only_where_it_says_something():
+    import argparse
+
+    from sizeseg.commands.help_format import DefaultsFormatter
+
+    parser = argparse.ArgumentParser(formatter_class=DefaultsFormatter)
+    parser.add_argument("--a", type=int, default=3, help="alpha")
+    parser.add_argument("--b", help="beta (default: computed)")
+    parser.add_argument("--c", help="gamma")
+    parser.add_argument("--d", action="store_true", help="delta")
+    text = " ".join(parser.format_help().split())
+    assert "alpha (default: 3)" in text
+    assert "beta (default: computed)" in text and "computed) (default" not in text
+    assert "gamma" in text and "(default: None)" not in text and "(default: False)" not in text
 
 
 def test_prepare_folder_reports_splits_notes_and_warnings(tmp_path, capsys):

@@ -8,6 +8,8 @@ the share of sizes that are already exact: before anyone annotates thousands of 
 from __future__ import annotations
 
 import argparse
+
+from sizeseg.commands.help_format import DefaultsFormatter
 from pathlib import Path
 
 
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
                     "same with each prediction moved onto its true object size (the most that size annotations "
                     "can add through the size), and the share of sizes already exact. Run it before annotating "
                     "sizes: a small gain means sizes can add little.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by pretrain (or finetune)")
     parser.add_argument("--data", required=True, help="a prepared data folder (sizeseg prepare ...)")

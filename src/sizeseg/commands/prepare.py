@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sizeseg.commands.help_format import DefaultsFormatter
+
 SPLIT_HELP = "split by 'volume' (default: no volume in two splits) or by 'slice' (as the paper did)"
 
 
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
                     "of masks with the same stems for some of them and a CSV 'image,size' for others. Images are "
                     "resized to one working shape (CSV sizes rescaled with them). Masked and size-only images are "
                     "split separately, so validation and test hold their share of the masks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     fol.add_argument("--images", required=True, help="folder of images or NIfTI volumes")
     fol.add_argument("--masks", help="folder of masks (same stem as their image; non-zero = object)")
@@ -57,7 +59,7 @@ def register(subparsers) -> None:
                           "0.8 0.2 with --no-test)")
     fol.add_argument("--no-test", action="store_true", help="no test split (score on a set of your own)")
     fol.add_argument("--val-list", metavar="FILE",
-                     help="text file of image names (or stems), one a line, that go to validation")
+                     help="text file of image names (or stems), one a line, that go to validation (default: a random share)")
     fol.add_argument("--seed", type=int, default=0, help="split seed")
     fol.set_defaults(func=_run_folder)
 
