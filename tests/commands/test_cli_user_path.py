@@ -40,6 +40,19 @@ def test_help_shows_every_default(command, flags, capsys):
     assert "--print-config" in text and "--progress" in text and "default: auto" in text
 
 
+def test_model_help_names_every_registered_network(capsys):
+    from sizeseg.models.registry import MODELS
+
+    text = _help(["pretrain"], capsys).replace("- ", "-")  # argparse may wrap a name at its hyphen
+    assert all(name in text for name in MODELS)
+
+
+def test_training_defaults_are_the_measured_ones():
+    # results/sizes-acdc/ and results/sizes-noise/: the squared criterion at tau 0.25, weight 1e-3 beside BCE
+    cfg = TrainConfig()
+    assert (cfg.size_criterion, cfg.noise_scale, cfg.size_weight) == ("squared", 0.25, 1e-3)
+
+
 def test_print_config_lists_every_key_and_is_a_valid_config(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["finetune", "--print-config"])

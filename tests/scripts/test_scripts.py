@@ -94,16 +94,20 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
     assert script.main(argv) == 0
     rows = list(csv.DictReader(open(out / "runs.csv")))
     assert [(r["seed"], r["method"]) for r in rows] == [
-        (s, m) for s in "01" for m in ("pre-trained", "true-size oracle", "control", "size", "mixed", "size-squared")]
+        (s, m) for s in "01" for m in ("pre-trained", "true-size oracle", "control", "size", "size-relative", "matched",
+                                   "mixed", "mixed-matched")]
     for r in rows:
         assert 0 <= float(r["IoU"]) <= 1 and float(r["E"]) >= 0
     oracle = [r for r in rows if r["method"] == "true-size oracle"]
-    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::6]))  # moved onto the true sizes
-    assert "size vs control" in (out / "report.md").read_text()
+    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::8]))  # moved onto the true sizes
+    for r in rows:  # what a prediction did: missed and false-positive pixels against the truth, empties
+        assert float(r["fp"]) >= 0 and float(r["fn"]) >= 0 and 0 <= float(r["empty"]) <= 1
+    text = (out / "report.md").read_text()
+    assert "size − control" in text and "mixed-matched − control" in text and "grad size/BCE" in text
     capsys.readouterr()
     assert script.main(argv) == 0  # finished (m, seed) cells are not run again
     assert "m 2 seed" not in capsys.readouterr().out
-    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 12
+    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 16
     with pytest.raises(SystemExit):
         script.main(argv + ["--methods", "size,nonsense"])
 

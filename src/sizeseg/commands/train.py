@@ -11,7 +11,7 @@ from pathlib import Path
 
 # flag -> (TrainConfig key, type, help)
 TRAIN_FLAGS = {
-    "--model": ("model", str, "network name (unet, unet-resnet34, unet-small, ...)"),
+    "--model": ("model", str, None),  # the config's help: every registered network
     "--epochs": ("max_epochs", int, "maximum epochs"),
     "--lr": ("lr", float, "Adam learning rate (about 1e-4 suits size fine-tuning)"),
     "--lr-step": ("lr_step", int, "multiply the learning rate by --lr-gamma every this many epochs (0: constant)"),
@@ -29,11 +29,11 @@ TRAIN_FLAGS = {
 PRETRAIN_FLAGS = {"--m": ("m", int, "masked training images to pre-train on")}
 FINETUNE_FLAGS = {
     "--n-samples": ("n_samples", int, "SizeLoss gradient samples n"),
-    "--size-weight": ("size_weight", float, "weight of the size term; with the relative criterion one weight "
-                      "suits objects of any size (mixed: against BCE's weight --bce-weight)"),
+    "--size-weight": ("size_weight", float, "weight of the size term (mixed: against BCE's weight --bce-weight); "
+                      "the default balances squared sizes (px^2) against BCE for objects of ~5-30 px"),
     "--bce-weight": ("bce_weight", float, "mixed mode: weight of the BCE term on the masks"),
-    "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: relative ((t - s)^2 / t^2), "
-                         "squared (the paper's, in pixels^2) or absolute"),
+    "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: squared (the paper's, in pixels^2), "
+                         "relative ((t - s)^2 / t^2) or absolute"),
     "--noise-scale": ("noise_scale", float, "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); "
                       "1 is the paper's, smaller keeps large objects' sampled sizes near their thresholded ones"),
     "--m": ("m", int, "mixed mode: masked training images kept"),
@@ -76,6 +76,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser, extra: dict) -> None:
                         help="print every setting (config key) with its default, then exit")
     for flag, (key, kind, text) in {**TRAIN_FLAGS, **extra}.items():
         # flags default to None so that a YAML value is only overridden by a flag given
+        if text is None:
+            from sizeseg.training.config import HELP
+
+            text = HELP[key]
         parser.add_argument(flag, dest=key, type=kind, default=None, help=f"{text} (default: {_default_text(key)})")
     parser.add_argument("--no-flips", dest="flips", action="store_false", default=None,
                         help="no random flips in pre-training (default: flips)")

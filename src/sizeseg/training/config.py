@@ -9,18 +9,28 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from sizeseg.losses.size_loss import DEFAULT_NOISE_SCALE
+from sizeseg.models.registry import MODELS
 
 #: SizeLoss criteria a run may use (names of :mod:`sizeseg.losses.size_criteria`)
-SIZE_CRITERIA = ("relative", "squared", "absolute")
+SIZE_CRITERIA = ("squared", "relative", "absolute")
 #: size losses a run may use: the single-object SizeLoss (each class's largest size) or the
 #: per-object ObjectSizeLoss (each class's list of object sizes)
 SIZE_LOSSES = ("object", "objects")
-DEFAULT_SIZE_CRITERION = "relative"
+#: SizeLoss's criterion in training runs. The paper's squared error: on ACDC LV (results/sizes-acdc/) and on
+#: synthetic objects of 4-80 px (results/sizes-noise/, part B) it lowered the size error where the relative
+#: one, (t - s)^2 / t^2, raised it and lost the most IoU: the relative error weighs the 1-2 px quantisation
+#: errors of the smallest objects most, and hardly moves the large ones.
+DEFAULT_SIZE_CRITERION = "squared"
+#: weight of the size term. The squared error is in pixels^2 and BCE a mean over pixels: at weight 1e-3 the
+#: size term's gradient on a pre-trained network is within a few times BCE's for objects of ~5-30 px
+#: (results/sizes-acdc/, column grad size/BCE), so --mixed trains on both; at 1 the sizes drown the masks.
+#: Size-only fine-tuning under Adam hardly depends on it (Adam's steps do not scale with the loss).
+DEFAULT_SIZE_WEIGHT = 1e-3
 #: what runs recorded before a key existed were trained with (for reusing cached runs)
 PREDATING = {"noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object"}
 #: one line per key, for ``--help`` and ``--print-config``
 HELP = {
-    "model": "network name (unet, unet-small, unet-resnet34, unet-tiny, enet)",
+    "model": "network name: " + ", ".join(MODELS) + " (unet-plain, 0.2 M parameters, trains in minutes on a CPU)",
     "lr": "Adam learning rate (about 1e-4 suits size fine-tuning)",
     "lr_step": "multiply the learning rate by lr_gamma every this many epochs (0: constant)",
     "lr_gamma": "the step schedule's factor",
@@ -31,11 +41,12 @@ HELP = {
                "(empty: val/IoU for pretrain, val/E for finetune, or val/E when validation has no mask)",
     "n_samples": "SizeLoss gradient samples n",
     "noise_scale": "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); 1 is the paper's",
-    "size_criterion": "SizeLoss's loss on sizes: relative ((t - s)^2 / t^2), squared (the paper's) or absolute",
+    "size_criterion": "SizeLoss's loss on sizes: squared (the paper's, px^2), relative ((t - s)^2 / t^2) or absolute",
     "size_loss": "object (SizeLoss on each class's largest size) or objects (ObjectSizeLoss on each class's "
                  "list of object sizes; needs size lists)",
     "bce_weight": "weight of the BCE term on masks",
-    "size_weight": "weight of the size term (with the relative criterion one weight suits any object size)",
+    "size_weight": "weight of the size term; the default balances squared sizes (px^2) against BCE in mixed "
+                   "training for objects of ~5-30 px (size-only fine-tuning hardly depends on it)",
     "size_matched_weight": "weight of BCE to the prediction moved onto each annotated size (0: off)",
     "flips": "random flips in pre-training",
     "m": "masked training images kept for pre-training / mixed training (null: all)",
@@ -66,11 +77,12 @@ class TrainConfig:
             empty for the mode's default (``val/IoU`` for pre-training, ``val/E`` for the size modes).
         n_samples: SizeLoss gradient samples n.
         noise_scale: scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau) (1: the paper's).
-        size_criterion: SizeLoss's loss on sizes: ``relative`` ((t - s)^2 / t^2, one weight suits
-            objects of any size), ``squared`` (the paper's, in pixels^2) or ``absolute``.
+        size_criterion: SizeLoss's loss on sizes: ``squared`` (the paper's, in pixels^2; the default,
+            see :data:`DEFAULT_SIZE_CRITERION`), ``relative`` ((t - s)^2 / t^2) or ``absolute``.
         size_loss: ``object`` (SizeLoss: each class's largest object) or ``objects``
             (ObjectSizeLoss: each class's list of object sizes, ``extra["object_sizes"]``).
-        bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms.
+        bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms (see
+            :data:`DEFAULT_SIZE_WEIGHT`).
         size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
             mixed training (0: off; see :class:`~sizeseg.training.loss_terms.SizeMatchedTerm`).
         flips: random flips in supervised pre-training (the size paper's augmentation).
@@ -96,7 +108,7 @@ class TrainConfig:
     size_criterion: str = DEFAULT_SIZE_CRITERION
     size_loss: str = "object"
     bce_weight: float = 1.0
-    size_weight: float = 1.0
+    size_weight: float = DEFAULT_SIZE_WEIGHT
     size_matched_weight: float = 0.0
     flips: bool = True
     m: int | None = None
