@@ -82,8 +82,23 @@ def test_experiment_cli_rejects_bad_lists():
 
 def test_experiment_cli_rejects_unknown_stages():
     assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
-    with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, true-size oracle"):
+    with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, "
+                                         r"size \(defaults\), mixed \(defaults\), true-size oracle"):
         H.stage_list("size,mixed")
+
+
+def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
+    from sizeseg.experiments.hippocampus.profiles import FINETUNE_STAGES, PROFILES
+    from sizeseg.experiments.hippocampus.runs import PAPER_SIZE_LOSS, finetune_config, stage_settings
+    from sizeseg.training import TrainConfig
+
+    paper = finetune_config(PROFILES["quick"], 10, 0)
+    assert {k: getattr(paper, k) for k in PAPER_SIZE_LOSS} == PAPER_SIZE_LOSS
+    library = TrainConfig()
+    for stage in ("size (defaults)", "mixed (defaults)"):
+        settings = stage_settings(FINETUNE_STAGES[stage][2])
+        assert settings == {k: getattr(library, k) for k in PAPER_SIZE_LOSS} != PAPER_SIZE_LOSS
+    assert stage_settings(FINETUNE_STAGES["size-matched"][2]) == {"size_matched_weight": 1.0}
 
 
 def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):

@@ -60,6 +60,10 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     "mixed": ("mixed", "mixed", {}),
     # SizeLoss plus BCE to the prediction moved onto the annotated size (sizeseg.ops.size_match).
     "size-matched": ("size_matched", "finetune", {"size_matched_weight": 1.0}),
+    # the library's size loss instead of the paper's (noise scale 0.25, squared error, weight 1e-3; see
+    # sizeseg.training.config): do the defaults chosen on ACDC LV leave these small objects no worse off?
+    "size (defaults)": ("finetune_defaults", "finetune", {"defaults": True}),
+    "mixed (defaults)": ("mixed_defaults", "mixed", {"defaults": True}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.

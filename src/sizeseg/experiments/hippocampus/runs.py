@@ -35,6 +35,17 @@ def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
                        **PAPER_SIZE_LOSS)
 
 
+def stage_settings(settings: dict) -> dict:
+    """A stage's changes to the paper's fine-tuning config; ``defaults`` stands for the library's size loss."""
+    from sizeseg.training import TrainConfig
+
+    settings = dict(settings)
+    if settings.pop("defaults", False):
+        library = TrainConfig()
+        settings.update({key: getattr(library, key) for key in PAPER_SIZE_LOSS})
+    return settings
+
+
 def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int = 1, epochs: int | None = None):
     """Fine-tuning on the sizes (n_samples gradient samples), the profile's epochs unless ``epochs`` is given."""
     from sizeseg.training import TrainConfig
@@ -140,7 +151,7 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
             continue
         folder, mode, settings = FINETUNE_STAGES[stage]
         t0 = time.perf_counter()
-        cfg = replace(finetune_config(profile, m, seed), **settings)
+        cfg = replace(finetune_config(profile, m, seed), **stage_settings(settings))
         res = _train_once(mode, data, run / folder, cfg, init=pre.best, progress_bar=progress_bar)
         rows.append({"m": m_label(m), "seed": seed, "stage": stage, **_scores(res.best, test),
                      "epochs": len(read_epochs(res.metrics_csv)), "seconds": time.perf_counter() - t0})

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's user path on a folder of ACDC slices exported as a user's PNGs (results/user-folder/README.md).
+# Run from an empty work folder (the data and runs stay there, out of the repository):
+#   bash /path/to/sizeseg/results/user-folder/commands.sh /path/to/sizeseg ../shared/data/ACDC
+set -euo pipefail
+REPO=$1; ACDC=$2
+export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+# the folder: 200 images of 320x320, 70 with masks, 130 with sizes only (sizes measured on the PNG masks)
+[ -d data ] || python "$REPO/scripts/acdc_user_folder.py" --data "$ACDC" --out data
+# 1. prepare (--shape 128 128: the README's way to choose the working shape; the default, 256x256, is 4x the
+#    CPU time per step)
+sizeseg prepare folder --images data/images --masks data/masks --sizes data/sizes.csv --out prepared/mine \
+    --shape 128 128 | tee prepare.log
+# 2. pre-train on the masks
+sizeseg pretrain --data prepared/mine --out runs/pre --model unet-plain | tee pretrain.log
+# 3. will sizes help?
+sizeseg oracle --checkpoint runs/pre/checkpoints/best.ckpt --data prepared/mine --out runs/oracle | tee oracle.log
+# 4. fine-tune on the sizes; mixed; and the control: the same schedule on the masks alone (size weight 0)
+sizeseg finetune --data prepared/mine --out runs/ft --init runs/pre/checkpoints/best.ckpt --lr 1e-4 | tee finetune.log
+sizeseg finetune --data prepared/mine --out runs/mixed --init runs/pre/checkpoints/best.ckpt --lr 1e-4 --mixed \
+    | tee mixed.log
+sizeseg finetune --data prepared/mine --out runs/control --init runs/pre/checkpoints/best.ckpt --lr 1e-4 --mixed \
+    --size-weight 0 | tee control.log
+# 5. score each on the test split, and write masks at each source image's size
+for run in pre ft mixed control; do
+  sizeseg evaluate --checkpoint runs/$run/checkpoints/best.ckpt --data prepared/mine --split test \
+      --out runs/eval-$run | tee evaluate-$run.log
+done
+sizeseg predict --checkpoint runs/ft/checkpoints/best.ckpt --data prepared/mine --out runs/pred --original-size \
+    | tee predict.log
