@@ -167,9 +167,30 @@ def test_predict_original_size_and_oracle_on_a_user_folder(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "val: 5 masked images" in printed and "moved to true sizes: IoU" in printed
     assert "sizes already exact:" in printed and "moving every prediction onto its true size" in printed
+    assert "warning" not in printed  # 5 masked images: enough
     result = json.loads((tmp_path / "or" / "oracle.json").read_text())
     assert result["n"] == 5 and result["gain_IoU"] == pytest.approx(result["oracle_IoU"] - result["IoU"])
     assert result["oracle_E"] <= result["E"]
+
+
+def test_oracle_warns_when_it_rests_on_few_masked_images(tmp_path, capsys):
+    from sizeseg.data.prepared import load_prepared
+
+    data = tiny_data(24)
+    drop = np.flatnonzero(data.splits == "val")[2:]  # validation keeps 2 of its masks
+    data.has_mask[drop] = False
+    data.masks[drop] = 0
+    prep = save_prepared(data, tmp_path / "prep")
+    assert main(["pretrain", "--data", str(prep), "--out", str(tmp_path / "pre"), *TINY, "--progress", "none"]) == 0
+    ckpt = str(tmp_path / "pre" / "checkpoints" / "best.ckpt")
+    data = load_prepared(prep)
+    for split in ("val", "all"):
+        n = int(data.has_mask.sum() if split == "all" else data.split(split).has_mask.sum())
+        capsys.readouterr()
+        assert main(["oracle", "--checkpoint", ckpt, "--data", str(prep), "--split", split]) == 0
+        printed = capsys.readouterr().out
+        assert f"{split}: {n} masked images" in printed
+        assert (f"warning: the oracle rests on {n} masked image(s), fewer than 5" in printed) == (split == "val"), n
 
 
 def test_predict_original_size_and_oracle_refuse_what_they_cannot_do(tmp_path, capsys):

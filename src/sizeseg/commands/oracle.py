@@ -31,6 +31,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sizeseg.data.prepared import load_prepared
+    from sizeseg.data.splits import MIN_VAL_MASKS
     from sizeseg.io_utils import write_csv, write_json
     from sizeseg.training import load_model, predict_logits
     from sizeseg.training.oracle import oracle_verdict, size_oracle
@@ -49,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
           f"E {result['oracle_E']:.4g}")
     print(f"  sizes already exact: {100 * result['exact']:.0f} % (within 2 px: {100 * result['within_2']:.0f} %)")
     print(oracle_verdict(result))
+    if result["n"] < MIN_VAL_MASKS:
+        print(f"warning: the oracle rests on {result['n']} masked image(s), fewer than {MIN_VAL_MASKS}: read its gain as "
+              f"noise; score more masked images (--split all, or prepare with more masks in validation)")
     if args.out:
         out = Path(args.out)
         keys = ("n", "IoU", "Dice", "E", "oracle_IoU", "oracle_Dice", "oracle_E", "gain_IoU", "exact", "within_2")
