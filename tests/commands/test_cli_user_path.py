@@ -160,6 +160,12 @@ def test_predict_original_size_and_oracle_on_a_user_folder(tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "pred" / "masks").iterdir())
     assert names == sorted(p.name for p in (folder / "images").iterdir())  # IMD000.png ..., no collisions
     assert np.asarray(Image.open(tmp_path / "pred" / "masks" / "IMD003.png")).shape == (60, 80)
+    with open(tmp_path / "pred" / "sizes.csv") as fh:  # images named as the user's files, nothing appended
+        assert sorted(row["id"] for row in csv.DictReader(fh)) == names
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(prep), "--split", "val",
+                 "--out", str(tmp_path / "ev")]) == 0
+    with open(tmp_path / "ev" / "per_image.csv") as fh:
+        assert {row["id"] for row in csv.DictReader(fh)} <= set(names)
     assert main(["predict", "--checkpoint", str(ckpt), "--data", str(prep), "--out", str(tmp_path / "small")]) == 0
     assert np.asarray(Image.open(tmp_path / "small" / "masks" / "IMD003.png")).shape == (32, 32)
     capsys.readouterr()

@@ -346,7 +346,7 @@ def build_folder(
         extra["affine"] = np.stack([fitted_affine(a, s, shape, fit) for a, s in zip(scan.affines, spatial)])
     return PreparedData(
         images=out_images, masks=out_masks, has_mask=has_mask, sizes=size,
-        ids=np.char.add(names, ":-1"), sources=names, slices=np.full(n, -1, np.int64), volumes=names,
+        ids=names, sources=names, slices=np.full(n, -1, np.int64), volumes=names,  # the file name: what a user looks for
         splits=split_by_masks(has_mask, fractions, splits, seed, fixed=fixed.astype(str)),
         extra=extra,
     )

@@ -47,7 +47,8 @@ class PreparedData:
         masks: uint8 (N, *spatial) in {0, 1}; zeros where ``has_mask`` is false.
         has_mask: bool (N,).
         sizes: float32 (N,), object size (``sizeseg.object_size``); NaN where unknown.
-        ids: str (N,), stable identifier ``source:slice``.
+        ids: str (N,), stable identifier: ``source:slice`` for slices of volumes, the file name for
+            whole images and volumes (``prepare folder``).
         sources: str (N,), source file name.
         slices: int (N,), slice index in the source volume (-1 for 2D sources).
         volumes: str (N,), volume / subject key used for splitting and per-volume metrics.
