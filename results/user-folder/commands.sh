@@ -7,10 +7,10 @@ REPO=$1; ACDC=$2
 export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 # the folder: 200 images of 320x320, 70 with masks, 130 with sizes only (sizes measured on the PNG masks)
 [ -d data ] || python "$REPO/scripts/acdc_user_folder.py" --data "$ACDC" --out data
-# 1. prepare (--shape 128 128: the README's way to choose the working shape; the default, 256x256, is 4x the
-#    CPU time per step)
+# 1. prepare (--shape 96 96: the README's way to choose the working shape; the default, 256x256, costs 7x the
+#    CPU time per step, too much for the 2-core machine this ran on beside other training)
 sizeseg prepare folder --images data/images --masks data/masks --sizes data/sizes.csv --out prepared/mine \
-    --shape 128 128 | tee prepare.log
+    --shape 96 96 | tee prepare.log
 # 2. pre-train on the masks
 sizeseg pretrain --data prepared/mine --out runs/pre --model unet-plain | tee pretrain.log
 # 3. will sizes help?

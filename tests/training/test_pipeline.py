@@ -88,6 +88,25 @@ def test_small_training_sets_are_repeated_to_epoch_items():
         SegmentationDataModule(ds, epoch_items=0)
 
 
+def test_mixed_epochs_of_a_small_set_draw_epoch_items_and_keep_the_mask_fraction():
+    ds = mode_dataset(tiny_data(40).split("train"), "mixed", m=5)
+    has = np.asarray(ds.has_mask, bool)
+    assert 0 < has.sum() < len(ds) < 400
+    for items, expected in ((None, len(ds)), (400, 400)):
+        dm = SegmentationDataModule(ds, batch_size=8, mask_fraction=0.5, epoch_items=items)
+        ids = [i for b in dm.train_dataloader() for i in b["id"]]
+        assert len(ids) == expected
+    masked = {str(i) for i, h in zip(ds.ids, has) if h}
+    assert abs(sum(i in masked for i in ids) / len(ids) - 0.5) < 0.1  # 400 draws: the fraction holds
+
+
+def test_default_epoch_items_gives_a_few_masks_epochs_of_several_steps():
+    from sizeseg.training.config import DEFAULT_EPOCH_ITEMS
+
+    cfg = TrainConfig()
+    assert cfg.epoch_items == DEFAULT_EPOCH_ITEMS and cfg.epoch_items // cfg.batch_size >= 10
+
+
 @pytest.mark.slow
 def test_true_size_oracle_never_raises_the_size_error(tmp_path):
     from sizeseg.experiments.hippocampus import true_size_scores

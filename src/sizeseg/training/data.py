@@ -91,7 +91,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         train, val, test: datasets (any may be None), e.g. from :func:`mode_dataset` / :func:`eval_dataset`.
         batch_size: images per batch (per process under DDP).
         mask_fraction: if set, training items are drawn with replacement so that masked items
-            (``train.has_mask``) make this expected fraction of each epoch; else shuffled.
+            (``train.has_mask``) make this expected fraction of each epoch (of ``epoch_items``
+            draws when the set is smaller); else shuffled.
         num_workers: loader worker processes.
         seed: seed of the mixed-training sampler.
         epoch_items: a smaller training set is repeated (in fresh random orders) to about this
@@ -126,7 +127,8 @@ class SegmentationDataModule(pl.LightningDataModule):
                 weights = np.where(has, self.mask_fraction / has.sum(), (1 - self.mask_fraction) / (~has).sum())
                 epoch = self.trainer.current_epoch if self.trainer is not None else 0
                 g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-                sampler = WeightedRandomSampler(torch.from_numpy(weights), len(dataset), replacement=True, generator=g)
+                items = max(len(dataset), self.epoch_items or 0)  # a small set: epochs of epoch_items draws
+                sampler = WeightedRandomSampler(torch.from_numpy(weights), items, replacement=True, generator=g)
                 shuffle = False
         if name == "train" and sampler is None and self.epoch_items and len(dataset) < self.epoch_items:
             # whole random permutations, repeated: a few images (pre-training on m = 10 masks) still

@@ -32,7 +32,7 @@ def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
                        patience=profile.pretrain_patience, m=m, seed=seed, val_every=val_every, flips=True,
                        # val/IoU is pre-training's default: "" keeps the configs of runs cached before `monitor` existed equal
                        monitor="" if profile.pretrain_monitor == "val/IoU" else profile.pretrain_monitor,
-                       **PAPER_SIZE_LOSS)
+                       epoch_items=None, **PAPER_SIZE_LOSS)  # the profile counts steps per pass
 
 
 def stage_settings(settings: dict) -> dict:
@@ -53,7 +53,7 @@ def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int =
     return TrainConfig(model=profile.model, lr=profile.finetune_lr, batch_size=profile.batch_size,
                        max_epochs=epochs or profile.finetune_epochs, patience=profile.finetune_patience,
                        m=m, seed=seed, n_samples=n_samples, limit_train_batches=profile.finetune_batches,
-                       mask_fraction=profile.mask_fraction, **PAPER_SIZE_LOSS)
+                       mask_fraction=profile.mask_fraction, epoch_items=None, **PAPER_SIZE_LOSS)
 
 
 def _scores(checkpoint: Path, split) -> dict:
