@@ -27,3 +27,12 @@ def decathlon(tmp_path) -> Path:
 def acdc(tmp_path) -> Path:
     """A small ACDC folder (see tests.builders.make_acdc)."""
     return make_acdc(tmp_path / "ACDC")
+
+
+@pytest.fixture(autouse=True)
+def one_pass_epochs(monkeypatch):
+    """Training runs in tests make one pass per epoch over their tiny sets: the library's default repeats a
+    small set to 2048 items an epoch (sizeseg.training.config.EPOCH_ITEMS), hundreds of steps per test."""
+    from sizeseg.training import config
+
+    monkeypatch.setattr(config, "DEFAULT_EPOCH_ITEMS", None)
