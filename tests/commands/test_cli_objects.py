@@ -61,6 +61,27 @@ def test_two_classes_pretrain_then_finetune_on_class_sizes(env, tmp_path, capsys
     assert "1 output channel(s), but the data has 2 class(es)" in capsys.readouterr().err
 
 
+def test_acdc_three_classes_prepare_pretrain_and_finetune_on_its_class_sizes(acdc, tmp_path, capsys):
+    data = tmp_path / "acdc3"
+    assert main(["prepare", "acdc", "--data", str(acdc), "--out", str(data), "--size", "32", "--resolution", "16",
+                 "--classes", "LV,RV,MYO"]) == 0
+    assert "train with --classes LV,RV,MYO" in capsys.readouterr().out
+    assert main(["pretrain", "--data", str(data), "--out", str(tmp_path / "pre"), *TINY]) == 0  # classes from the data
+    rows = _metrics(tmp_path / "pre")
+    assert {"val/IoU_LV", "val/IoU_RV", "val/IoU_MYO"} <= set(rows[-1])
+    ckpt = str(tmp_path / "pre" / "checkpoints" / "best.ckpt")
+    assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "fine"), "--init", ckpt,
+                 "--classes", "LV,RV,MYO", *TINY]) == 0  # the prepared per-class sizes
+    assert float(_metrics(tmp_path / "fine")[-1]["val/E"]) >= 0
+    capsys.readouterr()
+    assert main(["pretrain", "--data", str(data), "--out", str(tmp_path / "bad"), "--classes", "RV,LV,MYO", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "prepared with classes LV,RV,MYO" in err and "--classes RV,LV,MYO" in err and len(err.splitlines()) == 1
+    assert main(["prepare", "acdc", "--data", str(acdc), "--out", str(tmp_path / "x"), "--classes", "LV,PA"]) == 2
+    assert "--classes: expected distinct names from LV, RV, MYO, got LV,PA ('PA' is not an ACDC class)" in \
+        capsys.readouterr().err
+
+
 def test_per_object_finetuning_logs_per_object_errors(env, tmp_path):
     assert main(["finetune", "--data", str(env / "objects"), "--out", str(tmp_path / "run"), "--size-loss", "objects",
                  *TINY]) == 0

@@ -118,3 +118,46 @@ def test_split_by_frames_draws_frames_and_can_separate_a_patients_two_frames(acd
     assert straddles > 0
     with pytest.raises(ValueError, match="split: expected one of"):
         build_acdc(acdc, size=16, split="slices")
+
+
+def test_three_classes_are_label_maps_with_one_size_per_class(acdc, tmp_path):
+    data = build_acdc(acdc, size=32, seed=0, classes=("LV", "RV", "MYO"))
+    binary = build_acdc(acdc, size=32, seed=0)
+    gt = nib.load(str(acdc / "training/patient003/patient003_frame01_gt.nii.gz")).get_fdata()
+    rows = np.flatnonzero(data.volumes == "patient003_frame01")
+    for z, i in enumerate(rows):
+        labels = np.pad(gt[..., z], ((6, 6), (4, 4)))
+        for c, acdc_label in enumerate((3, 1, 2)):  # LV, RV, MYO
+            np.testing.assert_array_equal(data.masks[i] == c + 1, labels == acdc_label)
+            assert data.extra["object_sizes"][i, c, 0] == reference_size(labels == acdc_label)
+            assert data.extra["class_areas"][i, c] == (labels == acdc_label).sum()
+        assert data.sizes[i] == data.extra["object_sizes"][i].max()
+    ring = data.extra["object_sizes"][rows[0], 2, 0]
+    assert 0 < ring < data.extra["object_sizes"][rows[0], 0, 0] + 4  # the wall (2 px dilation), not the extent
+    np.testing.assert_array_equal(data.splits, binary.splits)
+    np.testing.assert_array_equal(data.masks == 1, binary.masks == 1)  # LV first: the binary task's mask
+    assert data.params["classes"] == ["LV", "RV", "MYO"] and "scribbles" not in data.extra
+    other = build_acdc(acdc, size=32, classes=("MYO", "LV"))
+    np.testing.assert_array_equal(other.masks == 2, data.masks == 1)
+    np.testing.assert_array_equal(other.extra["object_sizes"][:, 0], data.extra["object_sizes"][:, 2])
+    with pytest.raises(ValueError, match="'PA' is not an ACDC class"):
+        build_acdc(acdc, size=32, classes=("LV", "PA"))
+    with pytest.raises(ValueError, match="distinct names"):
+        build_acdc(acdc, size=32, classes=("LV", "LV"))
+
+
+def test_downsampled_label_maps_give_each_block_its_majority_class(acdc):
+    full = build_acdc(acdc, size=32, classes=("LV", "RV", "MYO"))
+    half = build_acdc(acdc, size=32, resolution=16, classes=("LV", "RV", "MYO"))
+    shares = np.stack([(full.masks == c).reshape(-1, 16, 2, 16, 2).mean(axis=(2, 4)) for c in (1, 2, 3)])
+    expected = np.where(shares.max(0) >= 0.5, shares.argmax(0) + 1, 0)
+    np.testing.assert_array_equal(half.masks, expected)
+
+
+def test_binary_preparation_keeps_its_cache_key(acdc, tmp_path):
+    _, reused = prepare_acdc(acdc, tmp_path / "lv", size=32, resolution=16)
+    three, reused3 = prepare_acdc(acdc, tmp_path / "lv", size=32, resolution=16, classes=("LV", "RV", "MYO"))
+    assert not reused3 and three.masks.max() == 3  # other classes: rebuilt
+    assert prepare_acdc(acdc, tmp_path / "lv", size=32, resolution=16, classes=("LV", "RV", "MYO"))[1]
+    again, reused = prepare_acdc(acdc, tmp_path / "lv", size=32, resolution=16)
+    assert not reused and "classes" not in again.params and again.masks.max() == 1

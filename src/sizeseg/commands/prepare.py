@@ -73,6 +73,10 @@ def register(subparsers) -> None:
     acdc.add_argument("--size", type=int, default=256, help="crop/pad size (default 256, the paper's)")
     acdc.add_argument("--resolution", type=int, help="downsample to this size, e.g. 128 for the CPU profile")
     acdc.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
+    acdc.add_argument("--classes", metavar="NAMES",
+                      help="comma-separated structures among LV, RV, MYO (e.g. LV,RV,MYO): label-map masks "
+                           "(c = the c-th name) and one size per class, for training with --classes; the "
+                           "myocardium's size is its thickest wall (default: the LV cavity alone, binary)")
     acdc.set_defaults(func=_run_acdc)
 
 
@@ -166,8 +170,19 @@ def _run_folder(args: argparse.Namespace) -> int:
 
 
 def _run_acdc(args: argparse.Namespace) -> int:
-    from sizeseg.data.acdc import prepare_acdc
+    from sizeseg.data.acdc import check_acdc_classes, prepare_acdc
 
-    data, reused = prepare_acdc(args.data, args.out, size=args.size, resolution=args.resolution, seed=args.seed)
+    classes = None
+    if args.classes is not None:
+        classes = [c.strip() for c in args.classes.split(",")]
+        try:
+            check_acdc_classes(classes)
+        except ValueError as err:
+            raise ValueError(f"--classes: {str(err).split(': ', 1)[1]}") from None
+    data, reused = prepare_acdc(args.data, args.out, size=args.size, resolution=args.resolution, seed=args.seed,
+                                classes=classes)
     _summary(data, args.out, reused)
+    if classes:
+        print(f"  classes {','.join(classes)}: masks are label maps 1..{len(classes)}; train with --classes "
+              f"{','.join(classes)}")
     return 0

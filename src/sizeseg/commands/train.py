@@ -214,6 +214,11 @@ def with_classes_and_sizes(data, args: argparse.Namespace, cfg):
         classes = [c.strip() for c in args.classes.split(",")]
         if not all(classes) or len(set(classes)) != len(classes):
             raise ValueError(f"--classes: expected distinct comma-separated names, got {args.classes!r}")
+    prepared = data.params.get("classes")
+    if prepared and classes is not None and classes != list(prepared):
+        raise DataError(f"{args.data}: prepared with classes {','.join(prepared)} (label c = the c-th): --classes "
+                        f"{args.classes} names them otherwise; pass --classes {','.join(prepared)} or leave it out")
+    classes = list(prepared) if prepared and classes is None else classes
     if classes and len(classes) > 1:
         top = int(np.asarray(data.masks).max()) if len(data) else 0
         if top > len(classes):

@@ -22,6 +22,15 @@ Preparation (:func:`prepare_acdc`):
 5. Split 75/25 (seeded) into ``train`` / ``val``: by patient (``split="patients"``, default: the two
    frames of a patient stay on one side), or by frame (``split="frames"``, as the constrained-CNN
    authors' code draws its validation frames: the two frames of a patient can fall on both sides).
+
+**Several classes** (``classes=("LV", "RV", "MYO")``, any order or subset of :data:`ACDC_CLASSES`):
+the masks become label maps (0 background, ``c + 1`` the c-th named class), each class's size
+(``sizeseg.object_size`` of its own binary mask) goes to ``extra["object_sizes"]`` (N, C, 1) as
+one size per class (0: class absent from the slice), its pixel count to ``extra["class_areas"]``
+(N, C), the names to ``params["classes"]``, and ``sizes`` is each slice's largest class size. The
+myocardium is a ring around the LV cavity, and the cavity is background for it, so its size
+(2 x the largest Chebyshev distance to the background) is the thickness of its thickest wall,
+not its extent. Scribbles are not kept in this mode (they serve the binary LV task).
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ from sizeseg.data.splits import PAPER2_FRACTIONS, split_groups
 from sizeseg.data.weak import IGNORE_INDEX, scribble_labels
 
 LV_LABEL = 3
+#: ACDC's ground-truth label of each structure (``classes`` of :func:`build_acdc`)
+ACDC_CLASSES = {"LV": 3, "RV": 1, "MYO": 2}
 #: ``split``: the unit drawn into train / val.
 ACDC_SPLITS = ("patients", "frames")
 _FRAME = re.compile(r"^(patient\d+)_frame(\d+)\.nii(\.gz)?$")
@@ -127,9 +138,11 @@ def _downsample_scribbles(weak: np.ndarray, factor: int) -> np.ndarray:
 def build_acdc(
     data: str | Path, size: int = 256, resolution: int | None = None, seed: int = 0,
     fractions: Sequence[float] = PAPER2_FRACTIONS, target: int = LV_LABEL, limit: int | None = None,
-    split: str = "patients",
+    split: str = "patients", classes: Sequence[str] | None = None,
 ) -> PreparedData:
-    """Prepare the ACDC slices in memory (see the module docstring). ``limit``: first patients only."""
+    """Prepare the ACDC slices in memory (see the module docstring). ``limit``: first patients only;
+    ``classes``: names from :data:`ACDC_CLASSES` for label-map masks with one size per class."""
+    labels = check_acdc_classes(classes)
     if split not in ACDC_SPLITS:
         raise ValueError(f"split: expected one of {ACDC_SPLITS}, got {split!r}")
     if size < 1:
@@ -146,6 +159,11 @@ def build_acdc(
     images, masks, scribbles, meta = [], [], [], []
     for vol, (image, gt, scribble) in zip(volumes, loaded):
         img = center_crop_or_pad(np.moveaxis(_minmax(image), -1, 0), (size, size), fill=0.0)
+        if labels:
+            images.append(block_mean_downsample(img, factor)[:, None].astype(np.float32))
+            masks.append(_label_map(np.moveaxis(gt, -1, 0), labels, size, factor))
+            meta += [(vol.image.name, k, vol.key, vol.subject) for k in range(img.shape[0])]
+            continue
         msk = center_crop_or_pad(np.moveaxis(gt == target, -1, 0).astype(np.float32), (size, size))
         if scribble is not None:
             weak = center_crop_or_pad(np.moveaxis(scribble_labels(scribble, target), -1, 0), (size, size),
@@ -158,6 +176,9 @@ def build_acdc(
         meta += [(vol.image.name, k, vol.key, vol.subject) for k in range(img.shape[0])]
     masks_arr = np.concatenate(masks)
     sources, slices, keys, subjects = (np.array(col) for col in zip(*meta))
+    if labels:
+        return _class_data(np.concatenate(images), masks_arr, list(classes), sources, slices, keys, subjects,
+                           split_groups(subjects if split == "patients" else keys, fractions, ("train", "val"), seed))
     return PreparedData(
         images=np.concatenate(images), masks=masks_arr, has_mask=np.ones(len(masks_arr), bool),
         sizes=object_sizes(masks_arr), ids=np.char.add(np.char.add(keys.astype(str), ":"), slices.astype(str)),
@@ -168,22 +189,65 @@ def build_acdc(
     )
 
 
+def check_acdc_classes(classes: Sequence[str] | None) -> list[int]:
+    """ACDC labels of ``classes`` (names of :data:`ACDC_CLASSES`), [] for None; ValueError naming the bad one."""
+    if classes is None:
+        return []
+    names = list(classes)
+    bad = [c for c in names if c not in ACDC_CLASSES]
+    if not names or bad or len(set(names)) != len(names):
+        raise ValueError(f"classes: expected distinct names from {', '.join(ACDC_CLASSES)}, got "
+                         f"{','.join(names) or 'none'}" + (f" ({bad[0]!r} is not an ACDC class)" if bad else ""))
+    return [ACDC_CLASSES[c] for c in names]
+
+
+def _label_map(gt: np.ndarray, labels: list[int], size: int, factor: int) -> np.ndarray:
+    """(slices, H, W) ACDC labels → uint8 label map (0 background, c + 1 for labels[c]) at the working
+    size: each class cropped and block-averaged on its own, a pixel going to the class covering the
+    largest share of its block if that share is >= 0.5 (the binary preparation's rule, per class)."""
+    shares = np.stack([block_mean_downsample(center_crop_or_pad((gt == lab).astype(np.float32), (size, size)),
+                                             factor) for lab in labels])
+    best = shares.argmax(0)
+    return np.where(shares.max(0) >= 0.5, best + 1, 0).astype(np.uint8)
+
+
+def _class_data(images, masks, classes, sources, slices, keys, subjects, splits) -> PreparedData:
+    per_class = np.stack([(masks == c + 1) for c in range(len(classes))], 1).astype(np.uint8)  # (N, C, H, W)
+    n, c = per_class.shape[:2]
+    flat = per_class.reshape((n * c,) + per_class.shape[2:])
+    sizes = object_sizes(flat).reshape(n, c)
+    return PreparedData(
+        images=images, masks=masks, has_mask=np.ones(n, bool), sizes=sizes.max(1).astype(np.float32),
+        ids=np.char.add(np.char.add(keys.astype(str), ":"), slices.astype(str)), sources=sources.astype(str),
+        slices=slices.astype(np.int64), volumes=keys.astype(str), splits=splits,
+        extra={"object_sizes": sizes[:, :, None].astype(np.float32),
+               "class_areas": mask_areas(flat).reshape(n, c), "subjects": subjects.astype(str)},
+        params={"classes": list(classes)},
+    )
+
+
 def prepare_acdc(
     data: str | Path, out: str | Path, size: int = 256, resolution: int | None = None, seed: int = 0,
     fractions: Sequence[float] = PAPER2_FRACTIONS, target: int = LV_LABEL, limit: int | None = None,
-    split: str = "patients",
+    split: str = "patients", classes: Sequence[str] | None = None,
 ) -> tuple[PreparedData, bool]:
     """Prepare (or reuse) the ACDC slices in ``out``; returns ``(data, reused)``.
 
     >>> data, reused = prepare_acdc("../shared/data/ACDC", "prepared/acdc128", resolution=128)  # doctest: +SKIP
+    >>> data, reused = prepare_acdc("../shared/data/ACDC", "prepared/acdc3", classes=("LV", "RV", "MYO"))  # doctest: +SKIP
     """
+    check_acdc_classes(classes)
     params = {
         "dataset": "acdc", "data": str(Path(data).resolve()), "size": size,
         "resolution": size if resolution is None else resolution, "seed": seed, "fractions": list(fractions),
         "target_label": target, "limit": limit, "split": "by patient" if split == "patients" else "by frame",
         "normalisation": "per-volume min-max to [0, 1]", "size_definition": "sizeseg.object_size, border=background",
     }
-    return cached(out, params, lambda: build_acdc(data, size, resolution, seed, fractions, target, limit, split))
+    if classes is not None:  # only then: a binary preparation keeps its cache key
+        params["classes"] = list(classes)
+        del params["target_label"]
+    return cached(out, params, lambda: build_acdc(data, size, resolution, seed, fractions, target, limit, split,
+                                                  classes))
 
 
 def subject_areas(data: PreparedData, subject: str) -> np.ndarray:
