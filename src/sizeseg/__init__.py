@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 from sizeseg.ops import NO_BACKGROUND, distance_transform, flip_sizes, object_size  # noqa: E402
 from sizeseg.losses import (  # noqa: E402
     AbsoluteError, BoundPenalty, KLSizeLoss, LogBarrierSizeLoss, ObjectSizeLoss, PartialCrossEntropy, ProposalLoss,
-    RelativeSquaredError, SizeCriterion, SizeLoss, SizeMatchedBCE, SizePenalty, SquaredError, kl_size_loss,
+    RelativeSquaredError, SizeCriterion, SizeLoss, SizeMatchedBCE, SizePenalty, SquaredError, SymmetricRelativeError,
+    kl_size_loss,
     log_barrier_extension, log_barrier_size_loss, object_size_loss, partial_cross_entropy, pathak_proposals,
     proposal_loss, size_loss, size_matched_bce, size_penalty,
 )
@@ -25,7 +26,7 @@ __all__ = [
     "__version__",
     "NO_BACKGROUND", "distance_transform", "flip_sizes", "object_size",
     "SizeLoss", "size_loss", "ObjectSizeLoss", "object_size_loss", "SizeMatchedBCE", "size_matched_bce",
-    "SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "BoundPenalty",
+    "SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "SymmetricRelativeError", "BoundPenalty",
     "SizePenalty", "size_penalty", "PartialCrossEntropy", "partial_cross_entropy",
     "ProposalLoss", "proposal_loss", "pathak_proposals",
     "LogBarrierSizeLoss", "log_barrier_size_loss", "log_barrier_extension", "KLSizeLoss", "kl_size_loss",

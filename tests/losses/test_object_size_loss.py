@@ -17,7 +17,8 @@ from tests.ops._component_reference import (brute_flip_multisets, random_object_
 
 NAN = float("nan")
 TERMS = {"squared": lambda t, s: (t - s) ** 2, "absolute": lambda t, s: abs(t - s),
-         "relative": lambda t, s: (t - s) ** 2 / max(t, 1.0) ** 2}
+         "relative": lambda t, s: (t - s) ** 2 / max(t, 1.0) ** 2,
+         "symmetric": lambda t, s: (t - s) ** 2 / max(t, s, 1.0) ** 2}
 
 
 def _direct_loss(target: list[float], sizes: list[float], criterion: str) -> float:
@@ -58,7 +59,7 @@ def _targets(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("spatial_dims,shape,n", [(2, (5, 6), 120), (2, (1, 8), 30), (3, (3, 3, 4), 40)])
-@pytest.mark.parametrize("criterion", ["squared", "absolute", "relative"])
+@pytest.mark.parametrize("criterion", ["squared", "absolute", "relative", "symmetric"])
 @pytest.mark.parametrize("border", ["background", "open"])
 def test_flipped_losses_equal_brute_force(spatial_dims, shape, n, criterion, border):
     rng = np.random.default_rng(len(shape) + n + len(criterion) + len(border))
@@ -106,6 +107,8 @@ CASES = [  # several objects per list; an empty annotation; an unannotated entry
      torch.tensor([[[2.0, 2.0, 2.0], [6.0, 2.0, NAN]], [[4.0, 2.0, NAN], [2.0, NAN, NAN]]])),
     (dict(criterion="relative", border="background", noise_scale=0.5),
      torch.tensor([[[2.0, 2.0, NAN], [2.0, 2.0, 2.0]], [[4.0, NAN, NAN], [3.0, 1.0, NAN]]])),
+    (dict(criterion="symmetric", border="background"),
+     torch.tensor([[[4.0, 2.0, NAN], [2.0, 2.0, 2.0]], [[0.0, NAN, NAN], [2.0, NAN, NAN]]])),
 ]
 
 

@@ -33,7 +33,8 @@ FINETUNE_FLAGS = {
                       "the default balances squared sizes (px^2) against BCE for objects of ~5-30 px"),
     "--bce-weight": ("bce_weight", float, "mixed mode: weight of the BCE term on the masks"),
     "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: squared (the paper's, in pixels^2), "
-                         "relative ((t - s)^2 / t^2) or absolute"),
+                         "relative ((t - s)^2 / t^2), absolute or symmetric ((t - s)^2 / max(t, s)^2: with "
+                         "--size-loss objects a spurious or missed object costs 1)"),
     "--noise-scale": ("noise_scale", float, "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); "
                       "1 is the paper's, smaller keeps large objects' sampled sizes near their thresholded ones"),
     "--m": ("m", int, "mixed mode: masked training images kept"),

@@ -21,7 +21,7 @@ from sizeseg.losses.object_size_loss import ObjectSizeLoss, object_size_loss, pa
 from sizeseg.losses.partial_ce import PartialCrossEntropy, partial_cross_entropy
 from sizeseg.losses.proposals import ProposalLoss, pathak_proposals, proposal_loss
 from sizeseg.losses.size_criteria import (AbsoluteError, BoundPenalty, RelativeSquaredError, SizeCriterion,
-                                          SquaredError, get_criterion)
+                                          SquaredError, SymmetricRelativeError, get_criterion)
 from sizeseg.losses.size_loss import DEFAULT_NOISE_SCALE, SizeLoss, size_loss
 from sizeseg.losses.size_matched_bce import SizeMatchedBCE, size_matched_bce
 from sizeseg.losses.size_penalty import SizePenalty, size_penalty
@@ -30,7 +30,8 @@ __all__ = [
     # object sizes (paper 1)
     "SizeLoss", "size_loss", "DEFAULT_NOISE_SCALE", "ObjectSizeLoss", "object_size_loss", "pad_object_sizes",
     "SizeMatchedBCE", "size_matched_bce",
-    "SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "BoundPenalty", "get_criterion",
+    "SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "SymmetricRelativeError", "BoundPenalty",
+    "get_criterion",
     # size bounds (paper 2)
     "SizePenalty", "size_penalty", "PartialCrossEntropy", "partial_cross_entropy",
     "ProposalLoss", "proposal_loss", "pathak_proposals",

@@ -14,10 +14,16 @@ missing object has size 0) and match rank to rank:
     \qquad t_{(1)} \ge t_{(2)} \ge \dots,\ g_{(1)} \ge g_{(2)} \ge \dots,\ t_{(j)}, g_{(j)} = 0
     \text{ beyond the list,}
 
-with :math:`\ell` the squared (default), absolute or relative error of
+with :math:`\ell` the squared (default), absolute, relative or symmetric error of
 :mod:`sizeseg.losses.size_criteria` (each has :math:`\ell(0, 0) = 0`, so the padding length does
 not matter). A predicted object with no annotated partner costs :math:`\ell(0, g)`, a missed
-annotated object :math:`\ell(t, 0)`. For an error :math:`\ell(t, g) = c(t - g)` with ``c``
+annotated object :math:`\ell(t, 0)`: :math:`g^2` and :math:`t^2` under the squared error, but
+:math:`g^2` and 1 under the relative one, :math:`(t - g)^2 / \max(t, 1)^2`, whose denominator is
+the annotation's. Under sampling every uncertain background pixel drawn as foreground is a
+spurious object, so the relative criterion makes the gradient mostly clear uncertain pixels. The
+symmetric error :math:`(t - g)^2 / \max(t, g, 1)^2` prices a spurious and a missed object alike
+(1 each, whatever their sizes) and a matched pair relative to its larger size; it is the
+scale-free choice for lists of objects (``results/objects/`` compares them). For an error :math:`\ell(t, g) = c(t - g)` with ``c``
 convex (all three but the relative one), the sorted matching is the cheapest one-to-one matching
 of the two zero-padded lists (the 1-D optimal transport), so this is the Hungarian-matching loss
 without the Hungarian algorithm. With one annotated and one predicted object it is the
@@ -59,13 +65,13 @@ from sizeseg.ops.components import check_connectivity, object_sizes
 from sizeseg.ops.distance import border_values
 
 from .size_criteria import (AbsoluteError, RelativeSquaredError, SizeCriterion, SquaredError,
-                            get_criterion)
+                            SymmetricRelativeError, get_criterion)
 from .size_loss import (DEFAULT_NOISE_SCALE, SizeLoss, check_logits_and_options, check_module_options,
                         check_noise_scale, reduce_size_loss, size_cap)
 
 #: criteria the per-object loss evaluates inside its kernel, by type
 CRITERION_CODES = {SquaredError: ck.SQUARED, AbsoluteError: ck.ABSOLUTE,
-                   RelativeSquaredError: ck.RELATIVE}
+                   RelativeSquaredError: ck.RELATIVE, SymmetricRelativeError: ck.SYMMETRIC}
 
 
 def object_criterion(criterion: str | SizeCriterion) -> tuple[SizeCriterion, int]:
@@ -73,8 +79,8 @@ def object_criterion(criterion: str | SizeCriterion) -> tuple[SizeCriterion, int
     crit = get_criterion(criterion)
     code = CRITERION_CODES.get(type(crit))
     if code is None:
-        raise ValueError("criterion: the per-object loss supports 'squared', 'absolute' and "
-                         f"'relative', got {criterion!r}")
+        raise ValueError("criterion: the per-object loss supports 'squared', 'absolute', 'relative' "
+                         f"and 'symmetric', got {criterion!r}")
     return crit, code
 
 
@@ -191,7 +197,7 @@ def object_flip_losses(mask: torch.Tensor, target: torch.Tensor, spatial_dims: i
         mask: bool or {0, 1} tensor (..., *spatial).
         target: (..., N) NaN-padded annotated sizes, broadcastable to ``mask``'s leading dims.
         spatial_dims, border, connectivity: as in :func:`sizeseg.ops.components.object_sizes`.
-        criterion: "squared", "absolute" or "relative".
+        criterion: "squared", "absolute", "relative" or "symmetric".
         active: optional bool (...) tensor; masks where it is False are skipped (zeros).
 
     Returns:
@@ -284,7 +290,8 @@ def object_size_loss(logits: torch.Tensor, sizes: torch.Tensor, n_samples: int =
             for (B, N) sizes; 0 where unannotated).
         border: "background" (default) or "open", as in :func:`sizeseg.ops.components.object_sizes`;
             an infinite size (no background under "open") counts as ``2 * max(spatial shape)``.
-        criterion: "squared" (default), "absolute" or "relative" (per matched pair of objects).
+        criterion: "squared" (default), "absolute", "relative" or "symmetric" (per matched pair of
+            objects; the module doc says how each prices an unmatched object).
         connectivity: None (8 in 2D, 26 in 3D), or 4 / 8, 6 / 26: what makes one object.
         generator: torch.Generator on the logits' device for reproducible samples.
         noise_scale: the logistic noise's scale tau: a positive number or a (B, C)-broadcastable

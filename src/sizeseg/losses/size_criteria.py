@@ -10,6 +10,7 @@ criterion          annotation per image/class    l(target, s)
 ``"squared"``      size ``t`` (shape ``(...)``)   :math:`(t - s)^2` (the paper's eq. 7; the default)
 ``"absolute"``     size ``t`` (shape ``(...)``)   :math:`|t - s|`
 ``"relative"``     size ``t`` (shape ``(...)``)   :math:`(t - s)^2 / \max(t, 1)^2` (one weight for any size)
+``"symmetric"``    size ``t`` (shape ``(...)``)   :math:`(t - s)^2 / \max(t, s, 1)^2` (in [0, 1]; t and s alike)
 ``"bounds"``       ``[lower, upper]``             :math:`\max(0, lower - s)^2 + \max(0, s - upper)^2`
                    (shape ``(..., 2)``)
 =================  ============================  =====================================================
@@ -57,6 +58,15 @@ def relative_squared_error(predicted: torch.Tensor, target: torch.Tensor) -> tor
     the annotated size, so an error of 10 % weighs 0.01 for an object of 4 px as of 80 px (the
     floor 1 keeps an empty object, :math:`t = 0`, finite)."""
     return ((target - predicted) / target.clamp(min=1.0)) ** 2
+
+
+def symmetric_relative_error(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    r""":math:`(t - s)^2 / \max(t, s, 1)^2`, elementwise (broadcasting): the squared error relative
+    to the larger of the two sizes, symmetric in ``t`` and ``s`` and at most 1. For lists of
+    objects (:class:`~sizeseg.losses.object_size_loss.ObjectSizeLoss`) an unmatched predicted
+    object (``t = 0``) and a missed annotated one (``s = 0``) both cost exactly 1, whatever their
+    size; under ``"relative"`` the first costs :math:`s^2` and the second 1."""
+    return ((target - predicted) / torch.maximum(target, predicted).clamp(min=1.0)) ** 2
 
 
 def bound_penalty(predicted: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
@@ -120,6 +130,15 @@ class RelativeSquaredError(SizeCriterion):
         return relative_squared_error(predicted, target)
 
 
+class SymmetricRelativeError(SizeCriterion):
+    """(t - s)^2 / max(t, s, 1)^2: relative to the larger size; an unmatched object costs 1 either way."""
+
+    name = "symmetric"
+
+    def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return symmetric_relative_error(predicted, target)
+
+
 class BoundPenalty(SizeCriterion):
     """0 inside ``[lower, upper]``, squared distance to the interval outside.
 
@@ -146,11 +165,11 @@ class BoundPenalty(SizeCriterion):
 
 
 CRITERIA = {"squared": SquaredError, "absolute": AbsoluteError, "relative": RelativeSquaredError,
-            "bounds": BoundPenalty}
+            "symmetric": SymmetricRelativeError, "bounds": BoundPenalty}
 
 
 def get_criterion(criterion: str | SizeCriterion) -> SizeCriterion:
-    """A criterion from its name ("squared", "absolute", "relative", "bounds") or the object itself."""
+    """A criterion from its name ("squared", "absolute", "relative", "symmetric", "bounds") or the object itself."""
     if isinstance(criterion, SizeCriterion):
         return criterion
     if isinstance(criterion, str) and criterion in CRITERIA:
@@ -159,6 +178,6 @@ def get_criterion(criterion: str | SizeCriterion) -> SizeCriterion:
                      f"got {criterion!r}")
 
 
-__all__ = ["SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "BoundPenalty",
-           "squared_error", "absolute_error", "relative_squared_error", "bound_penalty", "get_criterion",
-           "CRITERIA"]
+__all__ = ["SizeCriterion", "SquaredError", "AbsoluteError", "RelativeSquaredError", "SymmetricRelativeError",
+           "BoundPenalty", "squared_error", "absolute_error", "relative_squared_error", "symmetric_relative_error",
+           "bound_penalty", "get_criterion", "CRITERIA"]

@@ -39,7 +39,8 @@ from numba import njit
 from ._numba_kernels import INF, _box, _integral_images, _run_over_batch, dt_image
 
 EMPTY = np.int32(0)  # the max of an empty aggregate (every foreground pixel has d >= 1)
-SQUARED, ABSOLUTE, RELATIVE = 0, 1, 2  # criterion codes: (t-s)^2, |t-s|, (t-s)^2 / max(t,1)^2
+# criterion codes: (t-s)^2, |t-s|, (t-s)^2 / max(t,1)^2, (t-s)^2 / max(t,s,1)^2
+SQUARED, ABSOLUTE, RELATIVE, SYMMETRIC = 0, 1, 2, 3
 
 
 def max_changes(spatial_dims: int, full: bool) -> int:
@@ -594,6 +595,8 @@ def _term(target, size, code):
         return abs(diff)
     if code == RELATIVE:
         return diff * diff / max(target, 1.0) ** 2
+    if code == SYMMETRIC:
+        return diff * diff / max(target, size, 1.0) ** 2
     return diff * diff
 
 

@@ -12,7 +12,7 @@ from sizeseg.losses.size_loss import DEFAULT_NOISE_SCALE
 from sizeseg.models.registry import MODELS
 
 #: SizeLoss criteria a run may use (names of :mod:`sizeseg.losses.size_criteria`)
-SIZE_CRITERIA = ("squared", "relative", "absolute")
+SIZE_CRITERIA = ("squared", "relative", "absolute", "symmetric")
 #: size losses a run may use: the single-object SizeLoss (each class's largest size) or the
 #: per-object ObjectSizeLoss (each class's list of object sizes)
 SIZE_LOSSES = ("object", "objects")
@@ -54,7 +54,8 @@ HELP = {
                "(empty: val/IoU for pretrain, val/E for finetune, or val/E when validation has no mask)",
     "n_samples": "SizeLoss gradient samples n",
     "noise_scale": "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); 1 is the paper's",
-    "size_criterion": "SizeLoss's loss on sizes: squared (the paper's, px^2), relative ((t - s)^2 / t^2) or absolute",
+    "size_criterion": "SizeLoss's loss on sizes: squared (the paper's, px^2), relative ((t - s)^2 / t^2), absolute "
+                      "or symmetric ((t - s)^2 / max(t, s)^2: a spurious or missed object costs 1)",
     "size_loss": "object (SizeLoss on each class's largest size) or objects (ObjectSizeLoss on each class's "
                  "list of object sizes; needs size lists)",
     "bce_weight": "weight of the BCE term on masks",
