@@ -91,8 +91,8 @@ def test_per_object_finetuning_logs_per_object_errors(env, tmp_path):
 
 @pytest.mark.parametrize("text, extra, message", [
     ("image,left,right\ntiny:0,6,4\ntiny:1,6;3,4\n", [], "row 3, column 'left': 2 size(s) for 'tiny:1', expected 1"),
-    ("image,sizes\ntiny:0,6;-4\n", ["--size-loss", "objects"], "row 2, column 'sizes': size -4 is negative"),
-    ("image,sizes\ntiny:0,6;inf\n", ["--size-loss", "objects"], "row 2, column 'sizes': size 'inf' is not a finite"),
+    ("image,sizes\ntiny:0,6;-4\n", ["--size-loss", "objects"], "row 2, column 'sizes': size -4 of 'tiny:0' is negative"),
+    ("image,sizes\ntiny:0,6;inf\n", ["--size-loss", "objects"], "row 2, column 'sizes': size 'inf' of 'tiny:0' is not a finite"),
     ("image,left,right\ntiny:0,6,4\n", ["--classes", "left,right,top"], "row 1: class column 'top' missing"),
     ("image,sizes\ntiny:0," + ";".join(["2"] * 257) + "\n", ["--size-loss", "objects"],
      "row 2, column 'sizes': 257 objects for 'tiny:0', more than the 256 separate objects that fit a (32, 32) image"),

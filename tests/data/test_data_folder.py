@@ -88,9 +88,9 @@ def test_nifti_volumes(tmp_path):
     ("mask_unknown", "z.png: mask without an image"),
     ("mask_shape", "a.png: mask shape"),
     ("mask_float", "c.tif: label values must be integers"),
-    ("size_negative", "row 2: size -3 of 'b.png' is negative"),
-    ("size_text", "row 3: size 'big' of 'd' is not a number"),
-    ("size_nan", "row 2: size 'nan' of 'b.png' is not a finite number"),
+    ("size_negative", "row 2, column 'size': size -3 of 'b.png' is negative"),
+    ("size_text", "row 3, column 'size': size 'big' of 'd' is not a number"),
+    ("size_nan", "row 2, column 'size': size 'nan' of 'b.png' is not a finite number"),
     ("size_unknown", "row 2: image 'x.png' is not in the images folder"),
     ("size_columns", "row 2: expected 2 columns"),
 ])

@@ -38,10 +38,10 @@ def test_the_four_formats(tmp_path):
 
 
 @pytest.mark.parametrize("text, classes, message", [
-    ("image,sizes\na,4;2\nb,4;-2\n", None, "row 3, column 'sizes': size -2 is negative"),
-    ("image,sizes\na,4;nan\n", None, "row 2, column 'sizes': size 'nan' is not a finite number"),
-    ("image,LV,RV\na,4,inf\n", None, "row 2, column 'RV': size 'inf' is not a finite number"),
-    ("image,LV,RV\na,4,x\n", None, "row 2, column 'RV': 'x' is not a number"),
+    ("image,sizes\na,4;2\nb,4;-2\n", None, "row 3, column 'sizes': size -2 of 'b' is negative"),
+    ("image,sizes\na,4;nan\n", None, "row 2, column 'sizes': size 'nan' of 'a' is not a finite number"),
+    ("image,LV,RV\na,4,inf\n", None, "row 2, column 'RV': size 'inf' of 'a' is not a finite number"),
+    ("image,LV,RV\na,4,x\n", None, "row 2, column 'RV': size 'x' of 'a' is not a number"),
     ("image,LV,RV\na,4,2\n", ["LV", "RV", "MYO"], "row 1: class column 'MYO' missing"),
     ("image,size\na,4;2\n", None, "row 2, column 'size': 2 sizes '4;2', expected one"),
     ("image,LV,RV\na,4\n", None, "row 2: expected 3 columns"),

@@ -47,6 +47,7 @@ from typing import Sequence
 import numpy as np
 
 from sizeseg.data.errors import DataError
+from sizeseg.data.size_lists import parse_size
 from sizeseg.data.geometry import center_crop_or_pad, fitted_affine, resize
 from sizeseg.data.nifti import NIFTI_SUFFIXES, as_label_array, nifti_affine, nifti_stem, read_nifti
 from sizeseg.data.prepared import PreparedData, cached
@@ -143,14 +144,7 @@ def _read_sizes_csv(path: Path, by_name: dict[str, int], by_stem: dict[str, int]
         name, raw = row[0].strip(), row[1].strip()
         if line == 1 and name.lower() in ("image", "name", "file", "filename") and raw.lower() == "size":
             continue  # header
-        try:
-            value = float(raw)
-        except ValueError:
-            raise DataError(f"{path}, row {line}: size {raw!r} of {name!r} is not a number") from None
-        if not math.isfinite(value):
-            raise DataError(f"{path}, row {line}: size {raw!r} of {name!r} is not a finite number")
-        if value < 0:
-            raise DataError(f"{path}, row {line}: size {value:g} of {name!r} is negative")
+        value = parse_size(raw, f"{path}, row {line}, column 'size'", name)
         index = by_name.get(name, by_stem.get(name))
         if index is None:
             raise DataError(f"{path}, row {line}: image {name!r} is not in the images folder")

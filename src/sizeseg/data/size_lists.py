@@ -59,19 +59,27 @@ class SizeTable:
     rows: list[int]  # the CSV row of each name (its first, for one row per object)
 
 
-def _number(path: Path, line: int, column: str, raw: str) -> float:
+def parse_size(raw: str, where: str, name: str) -> float:
+    """One size cell of a CSV as a float >= 0; otherwise a DataError ``"<where>: size <raw> of <name>
+    is not a number"`` (or ``is not a finite number``, ``is negative``), ``where`` naming the file,
+    row and column. Every size CSV reader of sizeseg parses its cells here.
+
+    >>> parse_size(" 6.5", "sizes.csv, row 2, column 'size'", "a.png")
+    6.5
+    """
+    raw = raw.strip()
     try:
         value = float(raw)
     except ValueError:
-        raise DataError(f"{path}, row {line}, column {column!r}: {raw!r} is not a number") from None
+        raise DataError(f"{where}: size {raw!r} of {name!r} is not a number") from None
     if not math.isfinite(value):
-        raise DataError(f"{path}, row {line}, column {column!r}: size {raw!r} is not a finite number")
+        raise DataError(f"{where}: size {raw!r} of {name!r} is not a finite number")
     if value < 0:
-        raise DataError(f"{path}, row {line}, column {column!r}: size {value:g} is negative")
+        raise DataError(f"{where}: size {value:g} of {name!r} is negative")
     return value
 
 
-def _cell(path: Path, line: int, column: str, raw: str, lists: bool) -> list[float] | None:
+def _cell(path: Path, line: int, column: str, raw: str, lists: bool, name: str) -> list[float] | None:
     """The sizes of one cell: None (empty: not annotated), [] (``-``: no object) or a list."""
     raw = raw.strip()
     if raw == "":
@@ -81,7 +89,7 @@ def _cell(path: Path, line: int, column: str, raw: str, lists: bool) -> list[flo
     parts = [p.strip() for p in raw.split(";")]
     if not lists and len(parts) > 1:
         raise DataError(f"{path}, row {line}, column {column!r}: {len(parts)} sizes {raw!r}, expected one")
-    return [_number(path, line, column, p) for p in parts if p != ""]
+    return [parse_size(p, f"{path}, row {line}, column {column!r}", name) for p in parts if p != ""]
 
 
 def read_size_table(path: str | Path, classes: Sequence[str] | None = None) -> SizeTable:
@@ -134,7 +142,7 @@ def read_size_table(path: str | Path, classes: Sequence[str] | None = None) -> S
         if not name:
             raise DataError(f"{path}, row {line}, column {header[0]!r}: empty image name")
         if kind == "rows":
-            value = _cell(path, line, header[1], row[1], lists=False)
+            value = _cell(path, line, header[1], row[1], lists=False, name=name)
             entry = lists.setdefault(name, [[]])
             first_row.setdefault(name, line)
             if value:
@@ -144,7 +152,7 @@ def read_size_table(path: str | Path, classes: Sequence[str] | None = None) -> S
             raise DataError(f"{path}, row {line}, column {header[0]!r}: image {name!r} is named twice "
                             f"(first in row {first_row[name]})")
         first_row[name] = line
-        lists[name] = [_cell(path, line, header[k], row[k], lists=kind != "one") for k in wanted]
+        lists[name] = [_cell(path, line, header[k], row[k], lists=kind != "one", name=name) for k in wanted]
     if not lists:
         raise DataError(f"{path}: no size rows after the header")
     width = max([len(x) for entry in lists.values() for x in entry if x] + [1])
@@ -259,5 +267,5 @@ def attach_size_table(data, table: SizeTable, length: int | None = None, connect
     return dataclasses.replace(data, sizes=largest, extra=extra, params=params)
 
 
-__all__ = ["SizeTable", "read_size_table", "check_size_table", "attach_size_table", "size_lists", "n_classes",
+__all__ = ["SizeTable", "read_size_table", "parse_size", "check_size_table", "attach_size_table", "size_lists", "n_classes",
            "object_counts"]
