@@ -44,3 +44,22 @@ def test_exact_oracles_are_testing_tools():
     assert sizeseg.exact_size_loss is exact_size_loss and sizeseg.ExactSizeLoss is ExactSizeLoss  # older code
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         sizeseg.nope  # noqa: B018
+
+
+def test_several_objects_and_classes_have_public_names():
+    import sizeseg
+    import sizeseg.data
+    import sizeseg.metrics
+    import sizeseg.training
+    from sizeseg.data.size_lists import read_size_table
+    from sizeseg.losses.size_criteria import SymmetricRelativeError
+    from sizeseg.metrics.object_size_error import score_batch
+    from sizeseg.training.loss_terms import ObjectSizeTerm
+
+    assert {"SizeTable", "read_size_table", "check_size_table", "attach_size_table", "n_classes"} <= set(
+        sizeseg.data.__all__)
+    assert {"object_size_error", "score_batch"} <= set(sizeseg.metrics.__all__)
+    assert "ObjectSizeTerm" in sizeseg.training.__all__ and sizeseg.training.ObjectSizeTerm is ObjectSizeTerm
+    assert sizeseg.data.read_size_table is read_size_table and sizeseg.metrics.score_batch is score_batch
+    assert {"ObjectSizeLoss", "object_size_loss", "SymmetricRelativeError"} <= set(sizeseg.__all__)
+    assert sizeseg.SymmetricRelativeError is SymmetricRelativeError

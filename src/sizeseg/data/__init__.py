@@ -13,6 +13,7 @@ from sizeseg.data.errors import DataError
 from sizeseg.data.folder import prepare_folder
 from sizeseg.data.hippocampus import prepare_hippocampus
 from sizeseg.data.prepared import PreparedData, load_prepared
+from sizeseg.data.size_lists import SizeTable, attach_size_table, check_size_table, n_classes, read_size_table
 from sizeseg.data.synthetic import synthetic_data
 from sizeseg.data.weak import IGNORE_INDEX, centroid_labels, erosion_labels, random_point_labels, scribble_labels
 
@@ -23,7 +24,8 @@ __all__ = [
     "DataError", "IGNORE_INDEX", "PreparedData", "load_prepared",
     "read_decathlon", "prepare_hippocampus", "read_acdc", "prepare_acdc", "prepare_folder", "synthetic_data",
     "erosion_labels", "random_point_labels", "centroid_labels", "scribble_labels",
-    "subject_bounds", "make_bounds", "precise_bounds", "with_tags", *_LAZY,
+    "subject_bounds", "make_bounds", "precise_bounds", "with_tags",
+    "SizeTable", "read_size_table", "check_size_table", "attach_size_table", "n_classes", *_LAZY,
 ]
 
 

@@ -11,7 +11,8 @@ import importlib
 _WHERE = {
     "TrainConfig": "config",
     "SegmentationDataModule": "data", "eval_dataset": "data", "mode_dataset": "data",
-    "BCETerm": "loss_terms", "LossTerm": "loss_terms", "SizeMatchedTerm": "loss_terms", "SizeTerm": "loss_terms",
+    "BCETerm": "loss_terms", "LossTerm": "loss_terms", "ObjectSizeTerm": "loss_terms", "SizeMatchedTerm": "loss_terms",
+    "SizeTerm": "loss_terms",
     "zero_like_graph": "loss_terms",
     "SegmentationModule": "module",
     "TrainResult": "pipeline", "evaluate_model": "pipeline", "load_model": "pipeline", "predict_logits": "pipeline",
