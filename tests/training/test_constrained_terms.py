@@ -145,3 +145,40 @@ def test_dice_term_is_one_soft_dice_over_the_masked_images_of_the_batch():
     torch.testing.assert_close(got, expected)
     zero = DiceTerm()(logits.requires_grad_(), {"mask": mask, "has_mask": torch.zeros(3, dtype=torch.bool)})
     assert zero.item() == 0.0 and zero.requires_grad
+
+
+def test_per_class_bounds_from_a_three_class_acdc_preparation(acdc):
+    """The constrained losses on the label maps of ``prepare acdc --classes``: per-class bounds (N, 3, 2)
+    from the class areas go through the dataset and collation to the terms, class c of the label map
+    being softmax channel c (background 0) and sigmoid channel c - 1."""
+    import numpy as np
+
+    from sizeseg.data.acdc import build_acdc
+    from sizeseg.data.datasets import SegmentationDataset, collate_batch
+    from sizeseg.losses.size_loss import size_loss
+    from sizeseg.training.constrained_terms import DiscreteSizeBoundTerm
+
+    data = build_acdc(acdc, size=32, classes=("LV", "RV", "MYO"))
+    areas = data.extra["class_areas"]
+    bounds = np.stack([0.9 * areas, 1.1 * areas], -1)  # (N, 3, 2)
+    bounds[1, 2] = np.nan  # one class of one slice without bounds
+    batch = collate_batch([SegmentationDataset(data, bounds=bounds)[i] for i in range(4)])
+    assert tuple(batch["bounds"].shape) == (4, 3, 2) and tuple(batch["mask"].shape) == (4, 3, 32, 32)
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(4, 4, 32, 32, generator=g, dtype=torch.float64)  # background + 3 classes
+    probs = torch.softmax(logits, 1)
+    full = torch.cat([torch.full((4, 1, 2), NAN, dtype=torch.float64), batch["bounds"].double()], 1)
+    assert torch.equal(object_bounds(batch, probs).isnan(), full.isnan())
+    assert SizePenaltyTerm()(logits, batch).item() == pytest.approx(size_penalty(probs, full).item())
+    assert SizePenaltyTerm()(logits, {"bounds": full}).item() == pytest.approx(size_penalty(probs, full).item())
+    # the soft size of channel c is the area of label c: bounds around the true areas cost nothing
+    exact = torch.cat([1 - batch["mask"].sum(1, keepdim=True), batch["mask"]], 1).double() * 50 - 25
+    assert SizePenaltyTerm()(exact, batch).item() == pytest.approx(0.0, abs=1e-12)
+    assert SizePenaltyTerm()(exact.roll(1, dims=1), batch).item() > 1.0  # classes moved: a cost
+    sizes_bounds = torch.stack([(batch["object_sizes"][..., 0] - 2).clamp(min=0), batch["object_sizes"][..., 0] + 2], -1)
+    sig = logits[:, 1:].float()
+    got = DiscreteSizeBoundTerm(seed=3)(sig, {"bounds": sizes_bounds})
+    want = size_loss(sig, sizes_bounds.float(), criterion="bounds", generator=torch.Generator().manual_seed(3))
+    assert got.item() == pytest.approx(want.item())
+    with pytest.raises(ValueError, match=r"expected shape \(4, 2\), \(4, 4, 2\) or \(4, 3, 2\) for 4 classes"):
+        SizePenaltyTerm()(logits, {"bounds": torch.zeros(4, 2, 2)})

@@ -7,7 +7,7 @@ An item is a dict::
                                          several classes); zeros where has_mask is False
     has_mask  bool ()                    the item carries a pixel mask
     size      float32 ()                 object size; NaN where not given
-    bounds    float32 (2,)               [a, b] on the soft size; NaN where not given
+    bounds    float32 (2,) or (K, 2)     [a, b] on the soft size (per class); NaN where not given
     size_bounds float32 (2,)             [a, b] on the discrete object size (paper 1's); NaN where not given
     weak      int64 (*spatial)           1 fg / 0 bg / -1 unlabelled
     id        str                        stable identifier (source:slice)
@@ -70,8 +70,8 @@ class SegmentationDataset(Dataset):
             bool (N,) array.
         sizes: ``"all"`` (every known size), ``"unmasked"`` (sizes only where the mask is hidden)
             or ``"none"`` (all NaN).
-        bounds: float (N, 2) bounds, or ``None`` to use ``data.extra["bounds"]`` if present
-            (else NaN).
+        bounds: float (N, 2) bounds, or (N, K, 2) one pair per class, or ``None`` to use
+            ``data.extra["bounds"]`` if present (else NaN).
         weak: int (N, *spatial) weak labels, or ``None`` to use ``data.extra["weak"]`` if present
             (else all -1).
         augment: ``"none"``; ``"flip"`` (random horizontal and vertical flips, each with p = 0.5;
@@ -188,12 +188,13 @@ class SegmentationDataset(Dataset):
 
 
 def _bounds_array(bounds: np.ndarray | None, n: int, name: str) -> np.ndarray:
-    """``bounds`` as float32 (n, 2), all NaN (no bounds) for None; a ValueError naming ``name`` otherwise."""
+    """``bounds`` as float32 (n, 2), or (n, K, 2) per class, all NaN (no bounds) for None; a
+    ValueError naming ``name`` otherwise."""
     if bounds is None:
         return np.full((n, 2), np.nan, np.float32)
     bounds = np.asarray(bounds, dtype=np.float32)
-    if bounds.shape != (n, 2):
-        raise ValueError(f"{name} must have shape {(n, 2)}, got {bounds.shape}")
+    if not (bounds.ndim in (2, 3) and bounds.shape[0] == n and bounds.shape[-1] == 2):
+        raise ValueError(f"{name} must have shape {(n, 2)} or (N, K, 2) = ({n}, K, 2) per class, got {bounds.shape}")
     return bounds
 
 

@@ -5,7 +5,9 @@ Each term has ``name``, ``weight`` and ``__call__(logits, batch)`` (see
 two-class probabilities ``[1 - sigmoid, sigmoid]`` are built here) or ``(B, K, *spatial)``
 (softmax over K). The batch supplies ``weak`` (B, *spatial) and ``bounds`` (B, 2): the bounds
 ``[a, b]`` of the object class (class 1); the background is unconstrained. Images whose bounds
-are NaN carry no constraint.
+are NaN carry no constraint. Several classes take the multi-class path of the size losses:
+``bounds`` (B, K, 2) or (B, K - 1, 2) per class (:func:`object_bounds`), and the discrete size
+one sigmoid channel per class with (B, C, 2) bounds.
 """
 
 from __future__ import annotations
@@ -31,13 +33,24 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 def object_bounds(batch: Mapping, probs: torch.Tensor) -> torch.Tensor:
-    """``(B, K, 2)`` bounds: ``batch["bounds"]`` (B, 2) on class 1, NaN (free) on the other classes."""
+    """``(B, K, 2)`` bounds for class probabilities ``probs`` (B, K, *spatial) from ``batch["bounds"]``:
+
+    - (B, 2): the bounds of class 1 (the object of a binary task), NaN (free) on the other classes;
+    - (B, K, 2): one pair per class, background included;
+    - (B, K - 1, 2): one pair per foreground class 1..K-1 (the classes of a label map, as
+      ``--classes`` and ``extra["object_sizes"]`` number them), the background free.
+    """
     bounds = batch["bounds"]
-    if not isinstance(bounds, torch.Tensor) or tuple(bounds.shape) != (probs.shape[0], 2):
+    b, k = probs.shape[:2]
+    shapes = [(b, 2), (b, k, 2), (b, k - 1, 2)]
+    if not isinstance(bounds, torch.Tensor) or tuple(bounds.shape) not in shapes:
         got = tuple(bounds.shape) if isinstance(bounds, torch.Tensor) else type(bounds).__name__
-        raise ValueError(f"batch['bounds']: expected shape ({probs.shape[0]}, 2), got {got}")
-    out = torch.full((probs.shape[0], probs.shape[1], 2), float("nan"), dtype=probs.dtype, device=probs.device)
-    out[:, 1] = bounds.to(probs)
+        raise ValueError(f"batch['bounds']: expected shape {shapes[0]}, {shapes[1]} or {shapes[2]} for {k} "
+                         f"classes, got {got}")
+    if bounds.ndim == 3 and bounds.shape[1] == k:
+        return bounds.to(probs)
+    out = torch.full((b, k, 2), float("nan"), dtype=probs.dtype, device=probs.device)
+    out[:, 1:] = bounds.to(probs).reshape(b, -1, 2)
     return out
 
 
@@ -173,7 +186,8 @@ class DiscreteSizeBoundTerm(_Term):
     the loss is ``max(0, a - s)^2 + max(0, s - b)^2`` with ``batch[bounds_key]`` ``(B, 2)`` read in
     those size units (not pixel counts), its gradient the sampled estimate of paper 1, eq. 21.
     ``bounds_key="size_bounds"`` lets it sit beside a soft-size term that reads pixel counts from
-    ``batch["bounds"]``. Needs one-channel (sigmoid) logits.
+    ``batch["bounds"]``. One sigmoid channel per class: (B, 1, *spatial) logits with (B, 2)
+    bounds, or (B, C, *spatial) with (B, C, 2) bounds (NaN pairs leave a class free).
 
     Example:
         >>> batch = {"bounds": torch.tensor([[0.0, 100.0]])}
@@ -192,10 +206,15 @@ class DiscreteSizeBoundTerm(_Term):
         self.loss = SizeLoss(n_samples=n_samples, criterion="bounds", seed=seed)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
-        if logits.ndim < 3 or logits.shape[1] != 1:
-            raise ValueError(f"logits: the discrete size needs one sigmoid channel (B, 1, *spatial), got {tuple(logits.shape)}")
         bounds = batch[self.bounds_key].to(logits)
+        per_class = logits.ndim >= 3 and bounds.ndim == 3 and tuple(bounds.shape[:2]) == tuple(logits.shape[:2])
+        if logits.ndim < 3 or not (per_class or logits.shape[1] == 1):
+            raise ValueError(f"logits: the discrete size needs one sigmoid channel per class: (B, 1, *spatial) with "
+                             f"(B, 2) bounds or (B, C, *spatial) with (B, C, 2), got logits {tuple(logits.shape)} "
+                             f"and bounds {tuple(bounds.shape)}")
         keep = ~torch.isnan(bounds).any(-1)
+        if per_class:
+            keep = keep.any(-1)
         if not bool(keep.any()):
             return logits.sum() * 0.0
         return self.loss(logits[keep], bounds[keep])
