@@ -3,13 +3,18 @@
 On the synthetic multi-object set (1 to 5 separate objects per image,
 :mod:`sizeseg.data.synthetic_objects`), for each seed:
 
-1. pre-train a network with BCE on ``--masks`` masked training images (best epoch by validation IoU);
-2. from that start, with one schedule (epochs, learning rate, batch, steps per epoch):
+1. pre-train a network with BCE on ``--masks`` masked training images to convergence: epochs of
+   10 batches, the best epoch by validation IoU, early stopping after ``--pretrain-patience``
+   epochs without a better one and the learning rate halved every ``--pretrain-lr-step`` epochs
+   (at most ``--pretrain-epochs``);
+2. from that start, with one schedule (epochs, learning rate, batch, steps per epoch), for each
+   size criterion of ``--criteria``:
 
    - ``objects``: ObjectSizeLoss on the list of every object's size of every training image;
    - ``object``: the single-object SizeLoss on each image's largest size (paper 1; sees one object);
-   - ``masks``: the mask-only control, BCE on the same ``--masks`` images (repeated to as many
-     steps per epoch as the size arms take);
+
+   and once ``masks``: the mask-only control, BCE on the same ``--masks`` images (repeated to as
+   many steps per epoch as the size arms take);
 
 3. score the last epoch of each arm on the test split (fixed schedule, no checkpoint selection):
    IoU, Dice, E (the largest object's squared size error), E_obj and AE_obj (the per-object
@@ -20,7 +25,7 @@ Writes ``OUT/runs.csv`` (one row per seed and arm), ``OUT/summary.csv`` (mean an
 seeds) and ``OUT/summary.md``. Each training run is cached in ``--work`` (default ``OUT/work/``; a
 rerun reuses a finished run with equal settings, so arms of another criterion share the pre-training).
 
-    OMP_NUM_THREADS=1 python scripts/objects_synthetic.py --out results/objects --seeds 0 1 2
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python scripts/objects_synthetic.py --out results/objects --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 
 ARMS = ("pretrained", "objects", "object", "masks")
+SIZE_ARMS = ("objects", "object")
 METRICS = ("IoU", "Dice", "E", "E_obj", "AE_obj", "count_error")
 
 
@@ -48,11 +54,14 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--side", type=int, default=48, help="image side (square)")
     parser.add_argument("--objects", type=int, default=5, help="1 to this many objects per image")
     parser.add_argument("--masks", type=int, default=10, help="masked training images for pre-training")
-    parser.add_argument("--pretrain-epochs", type=int, default=6, help="pre-training epochs of 10 batches")
-    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs of every arm")
+    parser.add_argument("--pretrain-epochs", type=int, default=150, help="most pre-training epochs of 10 batches")
+    parser.add_argument("--pretrain-patience", type=int, default=20,
+                        help="stop pre-training after this many epochs without a better validation IoU (0: off)")
+    parser.add_argument("--pretrain-lr-step", type=int, default=40, help="halve the pre-training lr every this many epochs")
+    parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs of every arm")
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate of every arm")
-    parser.add_argument("--model", default="unet-small")
-    parser.add_argument("--criterion", default="relative", help="size criterion of both size arms")
+    parser.add_argument("--model", default="unet-plain")
+    parser.add_argument("--criteria", default="relative,symmetric", help="size criteria of both size arms, comma-separated")
     parser.add_argument("--size-weight", type=float, default=1.0, help="size-term weight of both size arms")
     parser.add_argument("--noise-scale", type=float, default=0.25, help="the size losses' noise scale tau")
     parser.add_argument("--arms", default="objects,object,masks")
@@ -61,6 +70,11 @@ def parse(argv=None) -> argparse.Namespace:
     if not arms or any(a not in ARMS[1:] for a in arms):
         parser.error(f"--arms: expected a comma-separated subset of {','.join(ARMS[1:])}, got {args.arms!r}")
     args.arms = arms
+    from sizeseg.training.config import SIZE_CRITERIA
+
+    args.criteria = [c for c in args.criteria.split(",") if c]
+    if not args.criteria or set(args.criteria) - set(SIZE_CRITERIA):
+        parser.error(f"--criteria: expected some of {','.join(SIZE_CRITERIA)}, got {','.join(args.criteria)}")
     return args
 
 
@@ -74,6 +88,22 @@ def count_error(model, data) -> float:
     sizes = np.asarray(object_sizes(pred.numpy())[1])
     predicted = (~np.isnan(sizes)).sum(-1) if sizes.ndim == 2 else np.zeros(len(pred))
     return float(np.abs(predicted - object_counts(size_lists(data)[:, 0])).mean())
+
+
+def _epochs(run_dir: Path) -> dict:
+    """Epochs run and the best validation IoU (and its epoch) of a pre-training run, from its metrics.csv."""
+    import csv
+
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return {}
+    with path.open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("val/IoU") and r.get("epoch") not in (None, "")]
+    if not rows:
+        return {}
+    best = max(rows, key=lambda r: float(r["val/IoU"]))
+    return {"epochs": int(float(rows[-1]["epoch"])) + 1, "best_epoch": int(float(best["epoch"])),
+            "best_val_IoU": round(float(best["val/IoU"]), 4)}
 
 
 def train_cached(mode: str, data, run_dir: Path, cfg, init=None):
@@ -108,20 +138,25 @@ def main(argv=None) -> int:
         test = data.split("test")
         n_train = int((data.splits == "train").sum())
         work = Path(args.work or out / "work") / f"seed{seed}"
-        pre_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-3, m=args.masks, seed=seed, patience=0,
-                              max_epochs=args.pretrain_epochs, epoch_items=320)
+        pre_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-3, m=args.masks, seed=seed,
+                              patience=args.pretrain_patience, max_epochs=args.pretrain_epochs, epoch_items=320,
+                              lr_step=args.pretrain_lr_step, lr_gamma=0.5)
         start, _, seconds = train_cached("pretrain", data, work / "pretrain", pre_cfg)  # best by val IoU
         runs = {"pretrained": (start, seconds)}
         common = dict(model=args.model, batch_size=32, lr=args.lr, m=args.masks, seed=seed, patience=0,
                       max_epochs=args.epochs)
         for arm in args.arms:
             if arm == "masks":  # the same steps per epoch as the size arms, on the masked images only
-                cfg, mode = TrainConfig(**common, epoch_items=n_train), "pretrain"
-            else:
-                cfg, mode = TrainConfig(**common, size_loss=arm, size_criterion=args.criterion,
-                                        size_weight=args.size_weight, noise_scale=args.noise_scale), "finetune"
-            name = arm if mode == "pretrain" else f"{arm}-{args.criterion}-w{args.size_weight:g}-tau{args.noise_scale:g}"
-            runs[arm] = train_cached(mode, data, work / name, cfg, init=start)[1:]  # the last epoch
+                cfg = TrainConfig(**common, epoch_items=n_train)
+                runs[arm] = train_cached("pretrain", data, work / arm, cfg, init=start)[1:]  # the last epoch
+                continue
+            for criterion in args.criteria:
+                cfg = TrainConfig(**common, size_loss=arm, size_criterion=criterion, size_weight=args.size_weight,
+                                  noise_scale=args.noise_scale)
+                name = f"{arm}-{criterion}-w{args.size_weight:g}-tau{args.noise_scale:g}"
+                label = f"{arm} ({criterion})"
+                runs[label] = train_cached("finetune", data, work / name, cfg, init=start)[1:]
+        print(json.dumps({"seed": seed, "pretrain_epochs": _epochs(work / "pretrain")}), flush=True)
         for arm, (ckpt, seconds) in runs.items():
             model = load_model(ckpt)
             scores = evaluate_model(model, test)
@@ -131,7 +166,7 @@ def main(argv=None) -> int:
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     write_csv(out / "runs.csv", rows, ["seed", "arm", *METRICS, "seconds"])
     summary = []
-    for arm in ARMS:
+    for arm in list(dict.fromkeys(r["arm"] for r in rows)):
         mine = [r for r in rows if r["arm"] == arm]
         if not mine:
             continue
@@ -145,7 +180,7 @@ def main(argv=None) -> int:
     shown = [{"arm": s["arm"], **{k: f"{s[k]:.4g} ± {s[f'{k}_sd']:.2g}" for k in METRICS}} for s in summary]
     table = markdown_table(shown, ["arm", *METRICS], ["arm", "test IoU", "test Dice", "test E (largest)",
                                                      "test E_obj", "test AE_obj (px)", "|count error|"])
-    command = "OMP_NUM_THREADS=1 python scripts/objects_synthetic.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python scripts/objects_synthetic.py " + " ".join(sys.argv[1:] if argv is None else argv)
     atomic_write_text(out / "summary.md", f"Command: `{command}` ({time.perf_counter() - began:.0f} s)\n\n"
                       f"Mean ± sd over seeds {args.seeds}, last epoch of each arm, test split.\n\n{table}\n")
     print(table)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sizeseg.data.prepared import save_prepared
@@ -110,6 +111,53 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
     assert len(list(csv.DictReader(open(out / "runs.csv")))) == 16
     with pytest.raises(SystemExit):
         script.main(argv + ["--methods", "size,nonsense"])
+
+
+def test_acdc_classes_scores_each_class_and_resumes(tmp_path, acdc, capsys):
+    import csv
+
+    script = _script("acdc_classes")
+    out = tmp_path / "classes"
+    argv = ["--data", str(acdc), "--out", str(out), "--field", "32", "--resolution", "16", "--m", "3",
+            "--seeds", "0,1", "--val-patients", "1", "--eval-every", "1", "--patience", "1", "--drops", "1",
+            "--max-pretrain-steps", "4", "--finetune-steps", "1", "--batch", "4", "--model", "unet-tiny"]
+    assert script.main(argv) == 0
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert [(r["seed"], r["arm"]) for r in rows] == [
+        (s, a) for s in ("0", "1") for a in ("pre-trained", "true-size oracle", "control", "sizes", "mixed")]
+    for r in rows:
+        for c in ("LV", "RV", "MYO"):
+            assert 0 <= float(r[f"IoU_{c}"]) <= 1 and float(r[f"E_{c}"]) >= 0
+        assert float(r["IoU_mean"]) == pytest.approx(np.mean([float(r[f"IoU_{c}"]) for c in ("LV", "RV", "MYO")]),
+                                                     abs=1e-4)
+    assert all(float(r["E_mean"]) < 0.5 for r in rows if r["arm"] == "true-size oracle")  # moved onto the sizes
+    assert "paired difference to the control" in (out / "report.md").read_text()
+    assert len(list((out / "work").glob("start-m3-seed*.pt"))) == 2
+    capsys.readouterr()
+    assert script.main(argv) == 0  # finished cells are skipped
+    assert "m 3 seed" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main(argv + ["--arms", "sizes,nonsense"])
+
+
+def test_objects_synthetic_runs_every_arm_and_criterion(tmp_path, capsys):
+    import csv
+
+    script = _script("objects_synthetic")
+    out = tmp_path / "objects"
+    argv = ["--out", str(out), "--seeds", "0", "--images", "20", "--side", "32", "--objects", "3", "--masks", "4",
+            "--pretrain-epochs", "2", "--pretrain-patience", "1", "--epochs", "1", "--model", "unet-tiny",
+            "--criteria", "relative,symmetric"]
+    assert script.main(argv) == 0
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert [r["arm"] for r in rows] == ["pretrained", "objects (relative)", "objects (symmetric)", "object (relative)",
+                                        "object (symmetric)", "masks"]
+    for r in rows:
+        assert 0 <= float(r["IoU"]) <= 1 and float(r["AE_obj"]) >= 0 and float(r["count_error"]) >= 0
+    assert "pretrain_epochs" in capsys.readouterr().out
+    assert "objects (symmetric)" in (out / "summary.md").read_text()
+    with pytest.raises(SystemExit):
+        script.main(argv[:-1] + ["nonsense"])
 
 
 def test_constrained_tables_join_protocols_with_ratios_to_full(tmp_path, capsys):
