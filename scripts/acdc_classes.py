@@ -13,7 +13,8 @@ sampled size gradient (Lemma 1) is exact for independent Bernoulli pixels per cl
 softmax breaks (a pixel leaving one class joins another, so one flip changes two classes' sizes);
 see the README. Masks are learnt with BCE on each channel.
 
-For each m (masked *slices*, drawn per seed from the training pool) and seed:
+For each m and seed, m masked *slices* drawn from the training pool, or with ``--unit patients``
+every slice of m patients (both frames); the other pool slices carry only their sizes:
 
 1. Pre-train on the m masks to convergence: Adam at ``--lr``, batches of ``--batch`` drawn with
    replacement, random flips; the mean validation IoU (over slices and the three classes) every
@@ -63,7 +64,8 @@ COLUMNS = ["m", "seed", "arm", "steps"] + [f"{k}_{c}" for k in KEYS for c in CLA
 
 
 def load(args):
-    """images (N, 1, H, W), one-hot masks (N, 3, H, W), sizes (N, 3) and the train / val / test indices."""
+    """images (N, 1, H, W), one-hot masks (N, 3, H, W), sizes (N, 3), the train / val / test indices and
+    each slice's patient."""
     from sizeseg.data.acdc import build_acdc, prepare_acdc
 
     if args.cache:
@@ -83,7 +85,7 @@ def load(args):
     labels = torch.from_numpy(np.asarray(data.masks[keep], np.int64))
     masks = torch.stack([labels == c + 1 for c in range(len(CLASSES))], 1).float()
     return (images, masks, torch.from_numpy(sizes[keep]), np.flatnonzero(train_side & ~is_val),
-            np.flatnonzero(is_val), np.flatnonzero(~train_side))
+            np.flatnonzero(is_val), np.flatnonzero(~train_side), subjects)
 
 
 def flip(x, y, rng):
@@ -146,6 +148,7 @@ def pretrain(model, images, masks, masked, val, args, rng) -> tuple[dict, list]:
             continue
         now = scores(predict(model, images[val]), masks[val], torch.zeros(len(val), len(CLASSES)))["IoU_mean"]
         curve.append((n, lr, round(now, 4)))
+        print(f"  step {n} lr {lr:.2g} validation IoU {now:.4f}", flush=True)
         if now > best + 0.002:
             best, best_state, waited = now, copy.deepcopy(model.state_dict()), 0
             continue
@@ -185,15 +188,26 @@ def finetune(model, images, masks, sizes, masked, sized, arm, args, seed, m) -> 
                  + args.size_weight * size_loss(logits[half:], sizes[isz]))
 
 
-def run_cell(m, seed, images, masks, sizes, train_idx, val_idx, test_idx, args, work: Path) -> list[dict]:
+def masked_split(m, seed, train_idx, subjects, unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """(masked, sized) slice indices of the training pool: m random slices, or every slice of m random patients."""
+    rng = np.random.default_rng([seed, m])
+    if unit == "slices":
+        order = rng.permutation(train_idx)
+        return order[:m], order[m:]
+    chosen = rng.permutation(sorted(set(subjects[train_idx].tolist())))[:m]
+    inside = np.isin(subjects[train_idx], chosen)
+    return train_idx[inside], train_idx[~inside]
+
+
+def run_cell(m, seed, images, masks, sizes, train_idx, val_idx, test_idx, subjects, args, work: Path) -> list[dict]:
     from sizeseg.models import build_model
 
     t0 = time.perf_counter()
-    order = np.random.default_rng([seed, m]).permutation(train_idx)
-    masked, sized = order[:m], order[m:]
+    masked, sized = masked_split(m, seed, train_idx, subjects, args.unit)
+    print(f"m {m} {args.unit} seed {seed}: {len(masked)} masked and {len(sized)} sized slices", flush=True)
     torch.manual_seed(seed)
     model = build_model(args.model, in_channels=images.shape[1], out_channels=len(CLASSES))
-    start_file = work / f"start-m{m}-seed{seed}.pt"
+    start_file = work / f"start-{args.unit}-m{m}-seed{seed}.pt"
     if start_file.is_file():
         saved = torch.load(start_file, weights_only=True)
         start, curve, pre_seconds = saved["state"], saved["curve"], saved["seconds"]
@@ -241,7 +255,7 @@ def report(rows: list[dict], settings: dict) -> str:
         mine = [r for r in rows if int(r["m"]) == m]
         seeds = sorted({int(r["seed"]) for r in mine})
         for key, digits in (("IoU", 3), ("Dice", 3), ("E", 1)):
-            lines += [f"**m = {m} masked slices, test {key}** (mean ± sd over seeds {seeds})", "",
+            lines += [f"**m = {m} masked {settings.get('unit', 'slices')}, test {key}** (mean ± sd over seeds {seeds})", "",
                       "| arm | " + " | ".join(CLASSES) + " | mean over classes |", "|---|" + "---|" * 4]
             for arm in arms:
                 vals = {c: np.array([r[f"{key}_{c}"] for r in mine if r["arm"] == arm]) for c in CLASSES + ("mean",)}
@@ -276,7 +290,9 @@ def main(argv=None) -> int:
                                ("--resolution", 64, "working size (block average of the field)")):
         parser.add_argument(flag, type=int, default=default, help=say)
     parser.add_argument("--cache", default="", help="prepared folder to reuse (empty: prepare in memory)")
-    parser.add_argument("--m", default="10,20", help="masked training slices, comma-separated")
+    parser.add_argument("--m", default="10,20", help="masked training slices or patients (--unit), comma-separated")
+    parser.add_argument("--unit", choices=("slices", "patients"), default="slices",
+                        help="what m counts: random slices, or patients (every slice of both their frames)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated")
     parser.add_argument("--arms", default=",".join(ARMS), help="fine-tuning arms, comma-separated")
     parser.add_argument("--val-patients", type=int, default=10, help="training patients held out for validation")
@@ -300,7 +316,7 @@ def main(argv=None) -> int:
 
     from sizeseg.io_utils import atomic_write_text
 
-    images, masks, sizes, train_idx, val_idx, test_idx = load(args)
+    images, masks, sizes, train_idx, val_idx, test_idx, subjects = load(args)
     print(f"{len(train_idx)} training-pool, {len(val_idx)} validation and {len(test_idx)} test slices of shape "
           f"{tuple(images.shape[2:])}; per-class size medians "
           f"{dict(zip(CLASSES, np.median(sizes[train_idx].numpy(), 0).tolist()))}", flush=True)
@@ -314,9 +330,10 @@ def main(argv=None) -> int:
         for seed in (int(v) for v in args.seeds.split(",")):
             if (m, seed) in done:
                 continue
-            if not 0 < m < len(train_idx):
-                parser.error(f"--m: expected 0 < m < {len(train_idx)} (the training pool), got {m}")
-            new = run_cell(m, seed, images, masks, sizes, train_idx, val_idx, test_idx, args, work)
+            pool = len(train_idx) if args.unit == "slices" else len(set(subjects[train_idx].tolist()))
+            if not 0 < m < pool:
+                parser.error(f"--m: expected 0 < m < {pool} ({args.unit} of the training pool), got {m}")
+            new = run_cell(m, seed, images, masks, sizes, train_idx, val_idx, test_idx, subjects, args, work)
             rows += new
             text = "\n".join(",".join(f"{r[c]:.5g}" if isinstance(r[c], float) else str(r[c]) for c in COLUMNS)
                              for r in rows)

@@ -132,12 +132,19 @@ def test_acdc_classes_scores_each_class_and_resumes(tmp_path, acdc, capsys):
                                                      abs=1e-4)
     assert all(float(r["E_mean"]) < 0.5 for r in rows if r["arm"] == "true-size oracle")  # moved onto the sizes
     assert "paired difference to the control" in (out / "report.md").read_text()
-    assert len(list((out / "work").glob("start-m3-seed*.pt"))) == 2
+    assert len(list((out / "work").glob("start-slices-m3-seed*.pt"))) == 2
     capsys.readouterr()
     assert script.main(argv) == 0  # finished cells are skipped
     assert "m 3 seed" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         script.main(argv + ["--arms", "sizes,nonsense"])
+    # m patients: every slice of both frames of m patients carries its mask
+    patients = argv[:3] + [str(tmp_path / "p")] + argv[4:] + ["--unit", "patients"]
+    patients[patients.index("--m") + 1], patients[patients.index("--seeds") + 1] = "1", "0"
+    assert script.main(patients) == 0
+    assert '"unit": "patients"' in (tmp_path / "p" / "report.md").read_text()
+    masked = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("m 1 patients seed 0:"))
+    assert int(masked.split(": ")[1].split()[0]) > 1  # the slices of one patient
 
 
 def test_objects_synthetic_runs_every_arm_and_criterion(tmp_path, capsys):
