@@ -18,9 +18,9 @@ every slice of m patients (both frames); the other pool slices carry only their 
 
 1. Pre-train on the m masks to convergence: Adam at ``--lr``, batches of ``--batch`` drawn with
    replacement, random flips; the mean validation IoU (over slices and the three classes) every
-   ``--eval-every`` steps; after ``--patience`` evaluations without a gain of 0.002 the best weights
-   come back and the learning rate falls by 0.3, at most ``--drops`` times, then training stops
-   (or at ``--max-pretrain-steps``). The best validation state is the start.
+   ``--eval-every`` steps; from ``--min-pretrain-steps`` on, after ``--patience`` evaluations
+   without a gain of 0.002 the best weights come back and the learning rate falls by 0.3, at most
+   ``--drops`` times, then training stops (or at ``--max-pretrain-steps``). The best validation state is the start.
 2. From that start, each for ``--finetune-steps`` batches at ``--finetune-lr`` (a fixed schedule,
    no checkpoint selection, one data order per seed):
 
@@ -151,6 +151,8 @@ def pretrain(model, images, masks, masked, val, args, rng) -> tuple[dict, list]:
         print(f"  step {n} lr {lr:.2g} validation IoU {now:.4f}", flush=True)
         if now > best + 0.002:
             best, best_state, waited = now, copy.deepcopy(model.state_dict()), 0
+            continue
+        if n < args.min_pretrain_steps:  # the validation IoU is noisy before it climbs: no verdict yet
             continue
         waited += 1
         if waited < args.patience:
@@ -302,6 +304,8 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-every", type=int, default=100, help="pre-training steps between validations")
     parser.add_argument("--patience", type=int, default=4, help="validations without gain before a drop / the stop")
     parser.add_argument("--drops", type=int, default=2, help="learning-rate drops (x0.3) before stopping")
+    parser.add_argument("--min-pretrain-steps", type=int, default=1500,
+                        help="no learning-rate drop or stop before this many pre-training steps")
     parser.add_argument("--max-pretrain-steps", type=int, default=4000)
     parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument("--finetune-lr", type=float, default=1e-4)

@@ -120,7 +120,7 @@ def test_acdc_classes_scores_each_class_and_resumes(tmp_path, acdc, capsys):
     out = tmp_path / "classes"
     argv = ["--data", str(acdc), "--out", str(out), "--field", "32", "--resolution", "16", "--m", "3",
             "--seeds", "0,1", "--val-patients", "1", "--eval-every", "1", "--patience", "1", "--drops", "1",
-            "--max-pretrain-steps", "4", "--finetune-steps", "1", "--batch", "4", "--model", "unet-tiny"]
+            "--min-pretrain-steps", "2", "--max-pretrain-steps", "4", "--finetune-steps", "1", "--batch", "4", "--model", "unet-tiny"]
     assert script.main(argv) == 0
     rows = list(csv.DictReader(open(out / "runs.csv")))
     assert [(r["seed"], r["arm"]) for r in rows] == [
