@@ -26,7 +26,7 @@ every slice of m patients (both frames); the other pool slices carry only their 
 
    - ``control``: BCE on the same m masks (more of the same training; no sizes);
    - ``sizes``: SizeLoss on the (B, 3) per-class sizes of the other training-pool slices
-     (``--criterion``, noise scale ``--noise-scale``: the library's defaults);
+     (``--criterion``, default relative, noise scale ``--noise-scale``);
    - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss).
 
 3. Test IoU, Dice (per slice; two empty masks score 1) and E (squared size error of the
@@ -309,8 +309,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-pretrain-steps", type=int, default=4000)
     parser.add_argument("--finetune-steps", type=int, default=300)
     parser.add_argument("--finetune-lr", type=float, default=1e-4)
-    parser.add_argument("--criterion", default="relative", help="SizeLoss criterion (the library default)")
-    parser.add_argument("--noise-scale", type=float, default=0.25, help="SizeLoss noise scale (the library default)")
+    parser.add_argument("--criterion", default="relative", help="SizeLoss criterion")
+    parser.add_argument("--noise-scale", type=float, default=0.25, help="SizeLoss noise scale tau")
     parser.add_argument("--size-weight", type=float, default=1.0, help="size-term weight in mixed")
     args = parser.parse_args(argv)
     args.arms = [a for a in args.arms.split(",") if a]
