@@ -29,10 +29,13 @@ def acdc(tmp_path) -> Path:
     return make_acdc(tmp_path / "ACDC")
 
 
-@pytest.fixture(autouse=True)
-def one_pass_epochs(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def one_pass_epochs():
     """Training runs in tests make one pass per epoch over their tiny sets: the library's default repeats a
-    small set to 2048 items an epoch (sizeseg.training.config.EPOCH_ITEMS), hundreds of steps per test."""
+    small set to 2048 items an epoch (sizeseg.training.config.EPOCH_ITEMS), hundreds of steps per test.
+    Session scope, so that module-scoped fixtures, which are set up before function-scoped ones, see it too."""
     from sizeseg.training import config
 
-    monkeypatch.setattr(config, "DEFAULT_EPOCH_ITEMS", None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "DEFAULT_EPOCH_ITEMS", None)
+        yield
