@@ -158,7 +158,7 @@ class TrainConfig:
 
         Example:
             >>> print(TrainConfig().to_yaml().splitlines()[0])
-            model: unet  # network name (unet, unet-small, unet-resnet34, unet-tiny, enet)
+            model: unet  # network name: unet, ..., enet (...)
         """
         import json
 
