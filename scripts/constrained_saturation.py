@@ -70,11 +70,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{run}: expected a finished run folder with a result.json")
     torch.set_num_threads(1)
     print("run,temperature,fg,true_fg,saturated,saturated_fg_outside")
+    validation = {}  # runs of one experiment share their slices: load each preparation once
     for run in map(Path, args.runs):
         settings = json.loads((run / "result.json").read_text())
-        profile = replace(PROFILE_SETTINGS["cpu"], field=settings["field"], resolution=settings["resolution"],
-                          split=settings.get("split", "patients"))
-        val = load_acdc(args.data, Path(args.prepared), profile).split("val")
+        key = (settings["field"], settings["resolution"], settings.get("split", "patients"))
+        if key not in validation:
+            profile = replace(PROFILE_SETTINGS["cpu"], field=key[0], resolution=key[1], split=key[2])
+            validation[key] = load_acdc(args.data, Path(args.prepared), profile).split("val")
+        val = validation[key]
         logits = predict_validation(load_model(best_checkpoint(run)).eval(), val)[:, 0]
         masks = torch.as_tensor(np.asarray(val.masks)).reshape(logits.shape)
         shares = saturation_shares(logits, masks, settings.get("temperature", 1.0), args.threshold)
