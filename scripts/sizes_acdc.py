@@ -19,6 +19,11 @@ the test set. For each m and seed:
    - ``matched``: BCE to the prediction moved onto each annotated size (``size_matched_bce``);
    - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss, squared,
      times ``--size-weight``); ``mixed-matched``: the same with the size-matched BCE (weight 1).
+   - ``area``: paper 2's penalty on the soft size with the bounds the sizes imply,
+     ``[lo s^2, hi s^2]`` (:func:`sizeseg.data.bounds.size_area_bounds`; lo, hi: the range of
+     area / size^2 over the m masks, widened by ``--area-margin``), times ``--area-weight``;
+     ``size-area``: SizeLoss plus that penalty; ``mixed-area``: ``mixed`` plus the penalty on the
+     sized half.
 
 4. On the test slices: IoU, Dice and E (squared size error of the thresholded prediction) per slice,
    per band of true size, and what the prediction did against the pre-trained one: its mean signed
@@ -52,7 +57,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sizes_noise import loss_fn, predict  # noqa: E402
 
-METHODS = ("control", "size", "size-relative", "matched", "mixed", "mixed-matched")
+from sizeseg.data.bounds import area_ratio_range  # noqa: E402
+
+METHODS = ("control", "size", "size-relative", "matched", "mixed", "mixed-matched", "area", "size-area",
+           "mixed-area")
 #: bands of true object size (px, at the working resolution) for the per-band columns
 BANDS = ((0, 10), (10, 20), (20, 30), (30, 10_000))
 SCORES = ["IoU", "Dice", "E", "signed", "fp", "fn", "empty"] + [f"{k}_{lo}" for lo, _ in BANDS for k in ("E", "IoU")]
@@ -159,6 +167,20 @@ def oracle_scores(logits, masks, sizes) -> dict:
     return score_logits(moved[:, None].float() * 2 - 1, masks, sizes)
 
 
+def area_term(ratio_range, weight: float):
+    """(logits, masks, sizes) -> ``weight`` x the size penalty with the bounds the sizes imply."""
+    from sizeseg.losses.size_penalty import size_penalty
+
+    lo, hi = ratio_range
+
+    def fn(logits, y, s):
+        square = s.float().square()
+        fg = torch.stack([lo * square, hi * square], 1)
+        bounds = torch.stack([torch.full_like(fg, float("nan")), fg], 1)  # (B, 2 classes, 2): no background bound
+        return weight * size_penalty(logits, bounds, sigmoid=True)
+    return fn
+
+
 def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args) -> list[dict]:
     """Pre-train on m masks, fine-tune each method; one row per method, the pre-trained one and the oracle."""
     import torch.nn.functional as F
@@ -175,6 +197,9 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     terms = {"bce": lambda logits, y, s: F.binary_cross_entropy_with_logits(logits, y),
              "size": loss_fn("size" + tau, 1, seed), "size-relative": loss_fn("relative" + tau, 1, seed),
              "matched": loss_fn("matched", 1, seed)}
+    ratio_range = area_ratio_range(masks[masked].sum((1, 2, 3)).numpy(), sizes[masked].numpy(), args.area_margin)
+    terms["area"] = area_term(ratio_range, args.area_weight)
+    terms["size-area"] = lambda logits, y, s: terms["size"](logits, y, s) + terms["area"](logits, y, s)
 
     def single(term):
         def fn(net, parts):
@@ -187,6 +212,15 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
             (xm, ym, sm), (xs, ys, ss) = parts
             logits = net(torch.cat([xm, xs]))  # one forward pass: batch norm sees the whole batch
             return terms["bce"](logits[:len(xm)], ym, sm) + weight * terms[term](logits[len(xm):], ys, ss)
+        return fn
+
+    def mixed_area(weight):
+        def fn(net, parts):
+            (xm, ym, sm), (xs, ys, ss) = parts
+            logits = net(torch.cat([xm, xs]))
+            sized_logits = logits[len(xm):]
+            return (terms["bce"](logits[:len(xm)], ym, sm) + weight * terms["size"](sized_logits, ys, ss)
+                    + terms["area"](sized_logits, ys, ss))
         return fn
 
     test = (images[test_idx], masks[test_idx], sizes[test_idx])
@@ -208,7 +242,10 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
              "size-relative": ([(sized, args.batch)], single("size-relative")),
              "matched": ([(sized, args.batch)], single("matched")),
              "mixed": ([(masked, half), (sized, args.batch - half)], mixed("size", args.size_weight)),
-             "mixed-matched": ([(masked, half), (sized, args.batch - half)], mixed("matched", 1.0))}
+             "mixed-matched": ([(masked, half), (sized, args.batch - half)], mixed("matched", 1.0)),
+             "area": ([(sized, args.batch)], single("area")),
+             "size-area": ([(sized, args.batch)], single("size-area")),
+             "mixed-area": ([(masked, half), (sized, args.batch - half)], mixed_area(args.size_weight))}
     # how the size terms' gradients compare with the BCE's on the pre-trained network (one batch each)
     probe = draw([(masked, half), (sized, args.batch - half)], images, masks, sizes, np.random.default_rng(seed))
     model.train()
@@ -219,10 +256,10 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
         torch.manual_seed(seed)
         pools, fn = plans[method]
         term = {"size": "size", "size-relative": "size-relative", "matched": "matched", "mixed": "size",
-                "mixed-matched": "matched"}.get(method)
+                "mixed-matched": "matched", "area": "area", "size-area": "area", "mixed-area": "area"}.get(method)
         ratio = float("nan")
         if term is not None:
-            weight = args.size_weight if method == "mixed" else 1.0
+            weight = args.size_weight if method == "mixed" else 1.0  # the area term carries its weight
             ratio = weight * grad_norm(model, terms[term](model(probe[1][0]), probe[1][1], probe[1][2])) / bce_norm
             model.load_state_dict(start_state)
         train(model, images, masks, sizes, pools, args.finetune_steps, args.finetune_lr, fn,
@@ -325,6 +362,9 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune-lr", type=float, default=1e-4, help="fine-tuning learning rate (constant)")
     parser.add_argument("--noise-scale", type=float, default=0.25, help="SizeLoss noise scale tau")
     parser.add_argument("--size-weight", type=float, default=1e-3, help="weight of SizeLoss (squared) in mixed")
+    parser.add_argument("--area-margin", type=float, default=0.1,
+                        help="widening of the masks' area / size^2 range for the area methods")
+    parser.add_argument("--area-weight", type=float, default=1.0, help="weight of the area penalty")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]

@@ -146,3 +146,41 @@ def test_repeated_erosion_leaves_a_small_core():
         for k in (10, 7, 5, 3, 2):  # no kernel can erode the core further without emptying it
             assert not ndimage.binary_erosion(region, structure=np.ones((k, k), bool)).any()
     assert (core[0] == 1).sum() < (once[0] == 1).sum()
+
+
+def test_area_bounds_from_sizes_hold_every_calibration_object():
+    from hypothesis import given, settings, strategies as st
+
+    from sizeseg import object_size
+    from sizeseg.data.bounds import area_ratio_range, size_area_bounds
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.integers(0, 10), st.integers(0, 10), st.integers(1, 12), st.integers(1, 12)),
+                    min_size=1, max_size=6))
+    def check(rects):
+        masks = np.zeros((len(rects), 24, 24), bool)
+        for i, (y, x, h, w) in enumerate(rects):
+            masks[i, y:y + h, x:x + w] = True
+        areas = masks.sum((1, 2)).astype(float)
+        sizes = np.array([float(object_size(m)) for m in masks])
+        lo, hi = area_ratio_range(areas, sizes, margin=0.0)
+        direct = areas / sizes ** 2
+        assert (lo, hi) == pytest.approx((direct.min(), direct.max()))
+        bounds = size_area_bounds(sizes, area_ratio_range(areas, sizes, margin=0.05))
+        assert np.all(bounds[:, 0] <= areas + 1e-4) and np.all(areas <= bounds[:, 1] + 1e-4)
+
+    check()
+
+
+def test_area_bounds_from_sizes_reject_bad_input():
+    from sizeseg.data.bounds import area_ratio_range, size_area_bounds
+
+    with pytest.raises(ValueError, match="at least one image with an object"):
+        area_ratio_range(np.array([0.0]), np.array([0.0]))
+    with pytest.raises(ValueError, match="same shape"):
+        area_ratio_range(np.array([4.0, 9.0]), np.array([2.0]))
+    with pytest.raises(ValueError, match="margin"):
+        area_ratio_range(np.array([4.0]), np.array([2.0]), margin=-1)
+    with pytest.raises(ValueError, match="ratio_range"):
+        size_area_bounds(np.array([3.0]), (2.0, 1.0))
+    assert size_area_bounds(np.array([0.0, 2.0]), (1.0, 1.5)).tolist() == [[0.0, 0.0], [4.0, 6.0]]

@@ -7,7 +7,8 @@ docs/ARCHITECTURE.md and is imported lazily.
 """
 
 from sizeseg.data.acdc import prepare_acdc, read_acdc
-from sizeseg.data.bounds import make_bounds, precise_bounds, subject_bounds, with_tags
+from sizeseg.data.bounds import (area_ratio_range, make_bounds, precise_bounds, size_area_bounds, subject_bounds,
+                                 with_tags)
 from sizeseg.data.decathlon import read_decathlon
 from sizeseg.data.errors import DataError
 from sizeseg.data.folder import prepare_folder
@@ -24,7 +25,7 @@ __all__ = [
     "DataError", "IGNORE_INDEX", "PreparedData", "load_prepared",
     "read_decathlon", "prepare_hippocampus", "read_acdc", "prepare_acdc", "prepare_folder", "synthetic_data",
     "erosion_labels", "random_point_labels", "centroid_labels", "scribble_labels",
-    "subject_bounds", "make_bounds", "precise_bounds", "with_tags",
+    "subject_bounds", "make_bounds", "precise_bounds", "with_tags", "area_ratio_range", "size_area_bounds",
     "SizeTable", "read_size_table", "check_size_table", "attach_size_table", "n_classes", *_LAZY,
 ]
 
