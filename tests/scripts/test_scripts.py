@@ -96,19 +96,21 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
     rows = list(csv.DictReader(open(out / "runs.csv")))
     assert [(r["seed"], r["method"]) for r in rows] == [
         (s, m) for s in "01" for m in ("pre-trained", "true-size oracle", "control", "size", "size-relative", "matched",
-                                   "mixed", "mixed-matched")]
+                                   "mixed", "mixed-matched", "area", "size-area", "mixed-area")]
     for r in rows:
         assert 0 <= float(r["IoU"]) <= 1 and float(r["E"]) >= 0
     oracle = [r for r in rows if r["method"] == "true-size oracle"]
-    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::8]))  # moved onto the true sizes
+    assert all(float(r["E"]) <= float(p["E"]) for r, p in zip(oracle, rows[::11]))  # moved onto the true sizes
+    assert all(0 <= int(r["restarts"]) <= 3 for r in rows)
     for r in rows:  # what a prediction did: missed and false-positive pixels against the truth, empties
         assert float(r["fp"]) >= 0 and float(r["fn"]) >= 0 and 0 <= float(r["empty"]) <= 1
     text = (out / "report.md").read_text()
     assert "size − control" in text and "mixed-matched − control" in text and "grad size/BCE" in text
+    assert "mixed-area − control" in text
     capsys.readouterr()
     assert script.main(argv) == 0  # finished (m, seed) cells are not run again
     assert "m 2 seed" not in capsys.readouterr().out
-    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 16
+    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 22
     with pytest.raises(SystemExit):
         script.main(argv + ["--methods", "size,nonsense"])
 
