@@ -92,3 +92,52 @@ def test_size_matched_term_joins_the_size_modes_only_when_weighted():
     assert names("finetune", size_matched_weight=0.5) == ["size", "size_matched"]
     assert names("mixed", size_matched_weight=1.0) == ["bce", "size", "size_matched"]
     assert names("pretrain", size_matched_weight=1.0) == ["bce"]
+
+
+def test_area_bound_term_equals_the_penalty_computed_by_hand():
+    from sizeseg.training.loss_terms import AreaBoundTerm
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 1, 9, 7, generator=gen) * 3
+    sizes = torch.tensor([2.0, float("nan"), 4.0, 6.0, 0.0])
+    term = AreaBoundTerm((1.2, 1.8), noise_scale=0.25)
+    by_hand = []
+    for a, s in zip(logits, sizes):
+        if torch.isnan(s):
+            continue
+        area = torch.sigmoid(a / 0.25).sum()
+        lo, hi = 1.2 * s ** 2, 1.8 * s ** 2
+        by_hand.append((torch.relu(lo - area) ** 2 + torch.relu(area - hi) ** 2) / a.numel())
+    assert torch.allclose(term(logits, {"size": sizes}), torch.stack(by_hand).mean(), rtol=1e-5)
+    # lists of object sizes: the bounds are lo, hi times the sum of the squares
+    lists = torch.tensor([[2.0, 1.0], [float("nan"), float("nan")], [4.0, float("nan")], [3.0, 5.0], [0.0, float("nan")]])
+    squares = torch.tensor([5.0, 16.0, 34.0, 0.0])
+    area = torch.sigmoid(logits[[0, 2, 3, 4]] / 0.25).sum((1, 2, 3))
+    expect = ((torch.relu(1.2 * squares - area) ** 2 + torch.relu(area - 1.8 * squares) ** 2) / 63).mean()
+    assert torch.allclose(term(logits, {"size": sizes, "object_sizes": lists[:, None]}), expect, rtol=1e-5)
+
+
+def test_area_bound_term_reaches_a_blob_that_the_size_cannot_see():
+    from sizeseg import SizeLoss
+    from sizeseg.training.loss_terms import AreaBoundTerm
+
+    logits = torch.full((1, 1, 16, 16), -3.0)
+    logits[..., 2:8, 2:8] = 3.0  # the object: size 6
+    logits[..., 12:14, 12:14] = 1.0  # a small second blob, which does not change the size
+    logits.requires_grad_(True)
+    AreaBoundTerm((0.9, 1.0), noise_scale=0.25)(logits, {"size": torch.tensor([6.0])}).backward()
+    assert float(logits.grad[..., 12:14, 12:14].min()) > 0  # pushed down: the area, about 40, exceeds 36
+    logits.grad = None
+    SizeLoss(n_samples=4, noise_scale=0.25, seed=0)(logits, torch.tensor([6.0])).backward()
+    assert float(logits.grad[..., 12:14, 12:14].abs().max()) == 0.0
+
+
+def test_area_bound_term_rejects_bad_settings():
+    from sizeseg.training.loss_terms import AreaBoundTerm
+
+    with pytest.raises(ValueError, match="ratio_range"):
+        AreaBoundTerm((2.0, 1.0))
+    with pytest.raises(ValueError, match="noise_scale"):
+        AreaBoundTerm((1.0, 2.0), noise_scale=0)
+    with pytest.raises(ValueError, match="one-class logits"):
+        AreaBoundTerm((1.0, 2.0))(torch.zeros(1, 2, 4, 4), {"size": torch.tensor([2.0])})

@@ -121,3 +121,30 @@ def test_true_size_oracle_never_raises_the_size_error(tmp_path):
     # each image's mask moves to the reachable size nearest its true size, so no image's error grows
     assert before["E"] > 0 and after["E"] <= before["E"] + 1e-6
     assert 0.0 <= after["IoU"] <= 1.0 and 0.0 <= after["Dice"] <= 1.0
+
+
+def test_area_bounds_join_size_training_with_the_masked_images_ratio(tmp_path):
+    from sizeseg.data.bounds import area_ratio_range
+    from sizeseg.data.datasets import choose_masked
+    from sizeseg.training.pipeline import loss_terms_for, masked_area_ratio
+
+    data = tiny_data(24)
+    cfg = TrainConfig(**CFG, max_epochs=1, m=6, limit_train_batches=2, area_weight=0.1)
+    train_split = data.split("train")
+    masked = np.flatnonzero(choose_masked(train_split.has_mask, 6, 0))
+    direct = area_ratio_range(train_split.masks[masked].sum((1, 2)), train_split.sizes[masked], 0.1)
+    assert masked_area_ratio(train_split, cfg, 1) == pytest.approx(direct)
+    assert [t.name for t in loss_terms_for("mixed", cfg, direct)] == ["bce", "size", "area_bound"]
+    assert [t.name for t in loss_terms_for("pretrain", cfg, direct)] == ["bce"]
+    said = []
+    run = train("finetune", data, tmp_path / "ft", cfg, progress_bar=False, say=said.append)
+    assert any(r.get("train/area_bound") for r in _rows(run.metrics_csv))
+    assert any(m.startswith("area bounds: area / size^2 in [") for m in said)
+    with pytest.raises(ValueError, match="area_weight > 0 needs the range"):
+        loss_terms_for("finetune", cfg)
+    with pytest.raises(ValueError, match="area_weight: the area bounds take one class"):
+        masked_area_ratio(train_split, cfg, 3)
+    no_masks = data.split("train")
+    no_masks.has_mask[:] = False
+    with pytest.raises(ValueError, match="area_weight: the area bounds need masked training images"):
+        masked_area_ratio(no_masks, TrainConfig(**CFG, area_weight=0.1), 1)

@@ -43,6 +43,9 @@ FINETUNE_FLAGS = {
                     "ObjectSizeLoss on each class's list of object sizes (--sizes with lists, or data with size lists)"),
     "--size-matched-weight": ("size_matched_weight", float,
                               "weight of BCE to the prediction moved onto each annotated size (0: off, the default)"),
+    "--area-weight": ("area_weight", float, "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft "
+                      "area, lo and hi measured on the masked training images (0: off, the default; one class)"),
+    "--area-margin": ("area_margin", float, "widening of the masked images' area / size^2 range for --area-weight"),
 }
 
 

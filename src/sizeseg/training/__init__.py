@@ -12,6 +12,7 @@ _WHERE = {
     "TrainConfig": "config",
     "SegmentationDataModule": "data", "eval_dataset": "data", "mode_dataset": "data",
     "BCETerm": "loss_terms", "LossTerm": "loss_terms", "ObjectSizeTerm": "loss_terms", "SizeMatchedTerm": "loss_terms",
+    "AreaBoundTerm": "loss_terms",
     "SizeTerm": "loss_terms",
     "zero_like_graph": "loss_terms",
     "SegmentationModule": "module",

@@ -40,7 +40,8 @@ DEFAULT_EPOCH_ITEMS: int | None = EPOCH_ITEMS
 def _default_epoch_items() -> int | None:
     return DEFAULT_EPOCH_ITEMS
 #: what runs recorded before a key existed were trained with (for reusing cached runs)
-PREDATING = {"noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object"}
+PREDATING = {"noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object", "area_weight": 0.0,
+             "area_margin": 0.1}
 #: one line per key, for ``--help`` and ``--print-config``
 HELP = {
     "model": "network name: " + ", ".join(MODELS) + " (unet-plain, 0.2 M parameters, trains in minutes on a CPU)",
@@ -62,6 +63,9 @@ HELP = {
     "size_weight": "weight of the size term; the default balances squared sizes (px^2) against BCE in mixed "
                    "training for objects of ~5-30 px (size-only fine-tuning hardly depends on it)",
     "size_matched_weight": "weight of BCE to the prediction moved onto each annotated size (0: off)",
+    "area_weight": "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft area (paper 2's "
+                   "penalty; lo, hi measured on the masked training images; 0: off)",
+    "area_margin": "widening of the masked images' range of area / size^2 for the area bounds",
     "flips": "random flips in pre-training",
     "m": "masked training images kept for pre-training / mixed training (null: all)",
     "mask_fraction": "mixed mode: expected fraction of masked images per epoch",
@@ -100,6 +104,9 @@ class TrainConfig:
             :data:`DEFAULT_SIZE_WEIGHT`).
         size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
             mixed training (0: off; see :class:`~sizeseg.training.loss_terms.SizeMatchedTerm`).
+        area_weight, area_margin: weight of the area bounds that the sizes imply in size fine-tuning
+            and mixed training (0: off; see :class:`~sizeseg.training.loss_terms.AreaBoundTerm`), and
+            the widening of the masked images' area / size^2 range that gives those bounds.
         flips: random flips in supervised pre-training (the size paper's augmentation).
         m: masked training images for pre-training / mixed training (None: all).
         mask_fraction: expected fraction of masked images in each mixed-training epoch.
@@ -126,6 +133,8 @@ class TrainConfig:
     bce_weight: float = 1.0
     size_weight: float = DEFAULT_SIZE_WEIGHT
     size_matched_weight: float = 0.0
+    area_weight: float = 0.0
+    area_margin: float = 0.1
     flips: bool = True
     m: int | None = None
     mask_fraction: float = 0.5
@@ -184,7 +193,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, noise_scale, size_criterion, size_loss, bce_weight, size_weight, size_matched_weight, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, noise_scale, size_criterion, size_loss, bce_weight, size_weight, size_matched_weight, area_weight, area_margin, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
@@ -264,6 +273,8 @@ def _coerce(key: str, value: Any, default: Any, name: str) -> Any:
             raise ValueError(f"{name} expects a weight >= 0, got {value!r}")
         if key in POSITIVE_FLOATS and not value > 0:
             raise ValueError(f"{name} expects a number > 0, got {value!r}")
+        if key == "area_margin" and not value >= 0:
+            raise ValueError(f"{name} expects a number >= 0, got {value!r}")
         if key == "mask_fraction" and not 0 <= value <= 1:
             raise ValueError(f"{name} expects a fraction in [0, 1], got {value!r}")
         return value

@@ -214,3 +214,67 @@ class SizeMatchedTerm:
         if not bool(keep.any()):
             return zero_like_graph(logits)
         return size_matched_bce(logits[keep], batch["size"][keep].float(), spatial_dims=logits.ndim - 2)
+
+
+class AreaBoundTerm:
+    r"""Paper 2's size penalty with the area bounds that object sizes imply, on the sized images.
+
+    An object of size :math:`s` (the side of its largest inscribed square) has an area of about
+    :math:`r s^2`, with the shape ratio :math:`r` in a narrow range ``ratio_range = (lo, hi)``
+    measured on masked images (:func:`sizeseg.data.bounds.area_ratio_range`). For each image with
+    a size this term is :func:`sizeseg.losses.size_penalty.size_penalty` with bounds
+    :math:`[lo\,s^2, hi\,s^2]` on the soft area
+
+    .. math:: A = \sum_p \sigma(a_p / \tau),
+
+    the expected area of the mask that :class:`sizeseg.SizeLoss` samples with noise scale
+    :math:`\tau`. With lists of object sizes (``batch["object_sizes"]``) the bounds are the sums
+    :math:`[lo \sum_k s_k^2, hi \sum_k s_k^2]` over the image's objects.
+
+    Why: the size of the largest inscribed square gives no gradient to pixels that do not change
+    it (a second blob, a protrusion), and size fine-tuning lets them grow; the upper bound reaches
+    every pixel. Why :math:`\tau`: with the plain sigmoid, thousands of background pixels at
+    p ~ 0.05 add up to more than the object's area, and the upper bound then shrinks the object.
+
+    One class (logits ``(B, 1, *spatial)``); images without a size add nothing.
+
+    Example:
+        >>> term = AreaBoundTerm((1.0, 2.0), noise_scale=1.0)
+        >>> batch = {"size": torch.tensor([2.0, float("nan")])}   # bounds [4, 8] on image 0
+        >>> round(term(torch.zeros(2, 1, 4, 4), batch).item(), 4)       # soft area 8: inside
+        0.0
+        >>> round(term(torch.full((2, 1, 4, 4), 10.0), batch).item(), 2)  # about 16: (16 - 8)^2 / 16
+        4.0
+    """
+
+    def __init__(self, ratio_range: tuple[float, float], weight: float = 1.0, noise_scale: float = 1.0,
+                 name: str = "area_bound") -> None:
+        lo, hi = (float(r) for r in ratio_range)
+        if not (0 <= lo <= hi and hi < float("inf")):
+            raise ValueError(f"ratio_range: expected 0 <= lo <= hi < inf, got {ratio_range!r}")
+        if not noise_scale > 0:
+            raise ValueError(f"noise_scale: expected a number > 0, got {noise_scale!r}")
+        self.ratio_range = (lo, hi)
+        self.weight = _check_weight(weight)
+        self.noise_scale = float(noise_scale)
+        self.name = name
+
+    def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
+        from sizeseg.losses.size_penalty import size_penalty
+
+        if logits.shape[1] != 1:
+            raise ValueError(f"area bounds: expected one-class logits (B, 1, ...), got {tuple(logits.shape)}")
+        if "object_sizes" in batch:
+            lists = batch["object_sizes"].float().reshape(logits.shape[0], -1)
+            known = ~torch.isnan(lists).all(-1)
+            squares = torch.nan_to_num(lists, nan=0.0).square().sum(-1)
+        else:
+            known = _sized_images(logits, batch)
+            squares = torch.nan_to_num(batch["size"].float(), nan=0.0).square()
+        if not bool(known.any()):
+            return zero_like_graph(logits)
+        lo, hi = self.ratio_range
+        squares = squares[known]
+        foreground = torch.stack([lo * squares, hi * squares], -1)
+        bounds = torch.stack([torch.full_like(foreground, float("nan")), foreground], 1)  # no bound on background
+        return size_penalty(logits[known] / self.noise_scale, bounds.to(logits.dtype), sigmoid=True)

@@ -22,7 +22,7 @@ from sizeseg.models import build_model
 from sizeseg.training.checkpoints import read_checkpoint
 from sizeseg.training.config import TrainConfig
 from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
-from sizeseg.training.loss_terms import BCETerm, ObjectSizeTerm, SizeMatchedTerm, SizeTerm
+from sizeseg.training.loss_terms import AreaBoundTerm, BCETerm, ObjectSizeTerm, SizeMatchedTerm, SizeTerm
 from sizeseg.training.module import SegmentationModule
 from sizeseg.training.run_record import check_resume, run_settings, write_run_settings
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
@@ -56,10 +56,12 @@ class TrainResult:
     messages: list[str] = field(default_factory=list)
 
 
-def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
+def loss_terms_for(mode: str, cfg: TrainConfig, area_ratio: tuple[float, float] | None = None) -> list:
     """Loss terms of a mode: BCE (pretrain), SizeLoss (finetune; ObjectSizeLoss with
     ``cfg.size_loss="objects"``), both (mixed); the size-matched
-    pseudo-label BCE joins the size modes when ``cfg.size_matched_weight`` > 0."""
+    pseudo-label BCE joins the size modes when ``cfg.size_matched_weight`` > 0, and the area bounds
+    (:class:`~sizeseg.training.loss_terms.AreaBoundTerm`, with ``area_ratio`` = (lo, hi) of area /
+    size^2) when ``cfg.area_weight`` > 0."""
     terms = []
     if mode in ("pretrain", "mixed"):
         terms.append(BCETerm(weight=cfg.bce_weight))
@@ -69,9 +71,31 @@ def loss_terms_for(mode: str, cfg: TrainConfig) -> list:
                                noise_scale=cfg.noise_scale))
         if cfg.size_matched_weight > 0:
             terms.append(SizeMatchedTerm(weight=cfg.size_matched_weight))
+        if cfg.area_weight > 0:
+            if area_ratio is None:
+                raise ValueError("area_weight > 0 needs the range of area / size^2 (area_ratio), measured on masked images")
+            terms.append(AreaBoundTerm(area_ratio, weight=cfg.area_weight, noise_scale=cfg.noise_scale))
     if not terms:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
     return terms
+
+
+def masked_area_ratio(train, cfg: TrainConfig, classes: int) -> tuple[float, float]:
+    """The range of area / size^2 over the masked training images that ``cfg`` trains with (the
+    ``cfg.m`` of :func:`~sizeseg.data.datasets.choose_masked`), widened by ``cfg.area_margin``."""
+    from sizeseg.data.bounds import area_ratio_range
+    from sizeseg.data.datasets import choose_masked
+
+    if classes != 1:
+        raise ValueError(f"area_weight: the area bounds take one class, and this data has {classes}; set area_weight 0")
+    masked = np.flatnonzero(choose_masked(train.has_mask, cfg.m, cfg.seed))
+    sizes = np.asarray(train.sizes, np.float64)[masked]
+    masked = masked[np.isfinite(sizes) & (sizes > 0)]
+    if len(masked) == 0:
+        raise ValueError("area_weight: the area bounds need masked training images with an object, to measure "
+                         "area / size^2; prepare the data with some masks or set area_weight 0")
+    areas = np.asarray(train.masks[masked] > 0).reshape(len(masked), -1).sum(1)
+    return area_ratio_range(areas, np.asarray(train.sizes, np.float64)[masked], cfg.area_margin)
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:
@@ -156,6 +180,11 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     for message in messages:
         say(message)
     train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
+    area_ratio = None
+    if cfg.area_weight > 0 and mode != "pretrain":
+        area_ratio = masked_area_ratio(data.split("train"), cfg, classes)
+        say(f"area bounds: area / size^2 in [{area_ratio[0]:.3g}, {area_ratio[1]:.3g}] (the masked training "
+            f"images' range, widened by {cfg.area_margin:g})")
     val_set = eval_dataset(val)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     spec = {"name": cfg.model, "in_channels": int(data.images.shape[1]), "out_channels": classes,
@@ -175,7 +204,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         start_weights = copy.deepcopy(model.state_dict())
         say(f"start ({Path(init).name}): {monitor} {start:.4g} on validation")
     module = SegmentationModule(
-        model.train(), loss_terms_for(mode, cfg), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
+        model.train(), loss_terms_for(mode, cfg, area_ratio), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
         model_spec=spec, class_names=data.params.get("classes") if classes > 1 else None,
     )
     datamodule = SegmentationDataModule(
