@@ -110,9 +110,10 @@ def test_bad_size_csv_is_one_line_naming_file_row_and_column(env, tmp_path, caps
 
 def test_demo_with_several_objects(tmp_path, capsys):
     code = main(["demo", "--objects", "3", "--out", str(tmp_path / "demo"), "--images", "20", "--masks", "4",
-                 "--pretrain-steps", "1", "--finetune-epochs", "1", "--model", "unet-tiny"])
+                 "--pretrain-steps", "1", "--finetune-epochs", "1", "--model", "unet-tiny", "--area-weight", "0.01"])
     out = capsys.readouterr().out
-    assert code == 0 and "1 to 3 separate objects" in (tmp_path / "demo" / "report.md").read_text()
+    report = (tmp_path / "demo" / "report.md").read_text()
+    assert code == 0 and "1 to 3 separate objects" in report and "--area-weight 0.01" in report
     header = next(line for line in out.splitlines() if "test IoU" in line)
     assert "test E per object" in header and "after size fine-tuning" in out
     with open(tmp_path / "demo" / "results.csv") as fh:

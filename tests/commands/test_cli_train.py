@@ -48,6 +48,8 @@ def test_missing_prepared_folder_and_bad_flags(tmp_path, capsys):
     assert "--init" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path / "d"), "--masks", "0"]) == 2
     assert "--masks" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "d"), "--area-weight", "-1"]) == 2
+    assert "--area-weight: expected a finite number >= 0, got -1.0" in capsys.readouterr().err
     assert main(["experiment", "pretraining", "--data", str(tmp_path), "--out", str(tmp_path / "e"), "--m", "ten"]) == 2
     assert "--m: expected comma-separated" in capsys.readouterr().err
     assert main(["experiment", "pretraining", "--data", str(tmp_path), "--out", str(tmp_path / "e"), "--workers", "0"]) == 2

@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--finetune-epochs", type=int, help="size fine-tuning epochs (default 6; 3 with --objects)")
     parser.add_argument("--n-samples", type=int, default=1, help="SizeLoss gradient samples n (default 1)")
     parser.add_argument("--mixed", action="store_true", help="keep BCE on the masked images while fine-tuning")
+    parser.add_argument("--area-weight", type=float, default=0.0,
+                        help="weight of the area bounds the sizes imply (finetune --area-weight; default 0: off)")
     parser.add_argument("--objects", type=int, default=0,
                         help="1 to N separate objects per image (48x48), fine-tuned on the list of every object's size "
                              "with ObjectSizeLoss (default 0: one object per 48x32 image, SizeLoss)")
@@ -49,6 +51,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--images: expected at least 10 (train, val and test need items), got {args.images}")
     if not 0 <= args.objects <= 12:
         raise ValueError(f"--objects: expected an int in [0, 12] (0: one object per image), got {args.objects}")
+    if not (args.area_weight >= 0 and args.area_weight < float("inf")):
+        raise ValueError(f"--area-weight: expected a finite number >= 0, got {args.area_weight}")
     if args.masks > int(0.7 * args.images):
         raise ValueError(f"--masks: expected at most the ~70% training images ({int(0.7 * args.images)}), got {args.masks}")
 
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo: fine-tuning on the sizes of {n_train} images ({mode}, n = {args.n_samples}) ...", flush=True)
     fine_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-4, m=args.masks, seed=args.seed, patience=0,
                            max_epochs=args.finetune_epochs, n_samples=args.n_samples,
-                           size_loss="objects" if args.objects else "object")
+                           size_loss="objects" if args.objects else "object", area_weight=args.area_weight)
     fine = train(mode, data, out / "finetune", fine_cfg, init=pre.best, resume=False, progress_bar=args.progress)
     after_model = load_model(fine.best)
     after = evaluate_model(after_model, test)
@@ -156,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     command = (f"sizeseg demo --out {args.out} --images {args.images} --masks {args.masks} --pretrain-steps "
                f"{args.pretrain_steps} --finetune-epochs {args.finetune_epochs} --n-samples {args.n_samples}"
-               f"{' --mixed' if args.mixed else ''}{f' --objects {args.objects}' if args.objects else ''} --model {args.model} "
+               f"{' --mixed' if args.mixed else ''}{f' --area-weight {args.area_weight:g}' if args.area_weight else ''}"
+               f"{f' --objects {args.objects}' if args.objects else ''} --model {args.model} "
                f"--seed {args.seed}")
     atomic_write_text(out / "report.md", "\n".join([
         "# sizeseg demo", "", f"Command: `{command}` ({seconds:.0f} s)", "",
