@@ -83,7 +83,7 @@ def test_experiment_cli_rejects_bad_lists():
 def test_experiment_cli_rejects_unknown_stages():
     assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
     with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, "
-                                         r"size \(defaults\), mixed \(defaults\), true-size oracle"):
+                                         r"size \(defaults\), mixed \(defaults\), mixed \(area bounds\), true-size oracle"):
         H.stage_list("size,mixed")
 
 
@@ -99,6 +99,8 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
         settings = stage_settings(FINETUNE_STAGES[stage][2])
         assert settings == {k: getattr(library, k) for k in PAPER_SIZE_LOSS} != PAPER_SIZE_LOSS
     assert stage_settings(FINETUNE_STAGES["size-matched"][2]) == {"size_matched_weight": 1.0}
+    area = stage_settings(FINETUNE_STAGES["mixed (area bounds)"][2])
+    assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "area_weight": 0.01}
 
 
 def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):

@@ -64,6 +64,9 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # sizeseg.training.config): do the defaults chosen on ACDC LV leave these small objects no worse off?
     "size (defaults)": ("finetune_defaults", "finetune", {"defaults": True}),
     "mixed (defaults)": ("mixed_defaults", "mixed", {"defaults": True}),
+    # and with the area bounds the sizes imply (finetune --mixed --area-weight 0.01), which beat the
+    # mask-only control on ACDC LV (results/sizes-acdc/): do they on objects of 2-10 px?
+    "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, "area_weight": 0.01}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.
