@@ -24,8 +24,13 @@ sizeseg finetune --data prepared/mine --out runs/mixed --init runs/pre/checkpoin
     --epochs 10 | tee mixed.log
 sizeseg finetune --data prepared/mine --out runs/control --init runs/pre/checkpoints/best.ckpt --lr 1e-4 --mixed \
     --size-weight 0 --epochs 10 | tee control.log
+# with the area bounds the sizes imply (results/sizes-acdc/): mixed, and sizes only
+sizeseg finetune --data prepared/mine --out runs/mixed-area --init runs/pre/checkpoints/best.ckpt --lr 1e-4 --mixed \
+    --area-weight 0.01 --epochs 10 | tee mixed-area.log
+sizeseg finetune --data prepared/mine --out runs/ft-area --init runs/pre/checkpoints/best.ckpt --lr 1e-4 \
+    --area-weight 0.01 --epochs 10 | tee ft-area.log
 # 5. score each on the test split, and write masks at each source image's size
-for run in pre ft mixed control; do
+for run in pre ft mixed control mixed-area ft-area; do
   sizeseg evaluate --checkpoint runs/$run/checkpoints/best.ckpt --data prepared/mine --split test \
       --out runs/eval-$run | tee evaluate-$run.log
 done

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
         description="Score a (pre-trained) checkpoint on the masked images of a split: IoU, Dice and E now, the "
                     "same with each prediction moved onto its true object size (the most that size annotations "
                     "can add through the size), and the share of sizes already exact. Run it before annotating "
-                    "sizes: a small gain means sizes can add little.",
+                    "sizes: a small gain means the size alone can add little (the area bounds sizes imply, finetune "
+                    "--area-weight, are not measured by it).",
         formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by pretrain (or finetune)")
