@@ -123,6 +123,13 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
                  "--progress", "none"]) == 0
     printed = capsys.readouterr().out
     assert "validation val/E: start inf, best epoch" in printed and "never" not in printed
+    # the area bounds the sizes imply: the range measured on the masked training images is printed
+    assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft3"), "--init", str(init), *TINY,
+                 "--mixed", "--area-weight", "0.01", "--area-margin", "0.2", "--progress", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert "area bounds: area / size^2 in [" in printed and "widened by 0.2)" in printed
+    code = main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft4"), "--area-margin", "-1"])
+    assert code == 2 and "area_margin" in capsys.readouterr().err
 
 
 def test_evaluate_counts_masks_and_sizes_and_writes_per_image_iou_and_dice(tmp_path, capsys):
