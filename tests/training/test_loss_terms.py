@@ -115,6 +115,10 @@ def test_area_bound_term_equals_the_penalty_computed_by_hand():
     area = torch.sigmoid(logits[[0, 2, 3, 4]] / 0.25).sum((1, 2, 3))
     expect = ((torch.relu(1.2 * squares - area) ** 2 + torch.relu(area - 1.8 * squares) ** 2) / 63).mean()
     assert torch.allclose(term(logits, {"size": sizes, "object_sizes": lists[:, None]}), expect, rtol=1e-5)
+    # the single-object loss's bounds come from its one size, even where the batch carries the lists
+    single = AreaBoundTerm((1.2, 1.8), noise_scale=0.25, per_object=False)
+    assert torch.allclose(single(logits, {"size": sizes, "object_sizes": lists[:, None]}),
+                          torch.stack(by_hand).mean(), rtol=1e-5)
 
 
 def test_area_bound_term_reaches_a_blob_that_the_size_cannot_see():

@@ -148,3 +148,27 @@ def test_area_bounds_join_size_training_with_the_masked_images_ratio(tmp_path):
     no_masks.has_mask[:] = False
     with pytest.raises(ValueError, match="area_weight: the area bounds need masked training images"):
         masked_area_ratio(no_masks, TrainConfig(**CFG, area_weight=0.1), 1)
+
+
+def test_area_bounds_of_object_lists_use_the_sum_of_squared_sizes():
+    from sizeseg.data.bounds import area_ratio_range
+    from sizeseg.data.datasets import choose_masked
+    from sizeseg.data.synthetic_objects import synthetic_objects_data
+    from sizeseg.training.pipeline import loss_terms_for, masked_area_ratio
+
+    train_split = synthetic_objects_data(30, shape=(32, 32), seed=0, objects=(2, 4)).split("train")
+    masked = np.flatnonzero(choose_masked(train_split.has_mask, 8, 0))
+    areas = train_split.masks[masked].reshape(len(masked), -1).sum(1)
+    lists = train_split.extra["object_sizes"][masked]
+    objects = TrainConfig(**CFG, m=8, area_weight=1.0, size_loss="objects")
+    single = TrainConfig(**CFG, m=8, area_weight=1.0, size_loss="object")
+    assert masked_area_ratio(train_split, objects, 1) == pytest.approx(
+        area_ratio_range(areas, np.sqrt(np.nansum(lists.astype(float) ** 2, -1)), 0.1))
+    assert masked_area_ratio(train_split, single, 1) == pytest.approx(
+        area_ratio_range(areas, train_split.sizes[masked], 0.1))
+    # the lists pin the area down better than the largest size does
+    lo, hi = masked_area_ratio(train_split, objects, 1)
+    lo1, hi1 = masked_area_ratio(train_split, single, 1)
+    assert hi / lo < hi1 / lo1
+    assert [t.per_object for t in loss_terms_for("finetune", objects, (lo, hi))[1:]] == [True]
+    assert [t.per_object for t in loss_terms_for("finetune", single, (lo1, hi1))[1:]] == [False]

@@ -236,7 +236,10 @@ class AreaBoundTerm:
     every pixel. Why :math:`\tau`: with the plain sigmoid, thousands of background pixels at
     p ~ 0.05 add up to more than the object's area, and the upper bound then shrinks the object.
 
-    One class (logits ``(B, 1, *spatial)``); images without a size add nothing.
+    One class (logits ``(B, 1, *spatial)``); images without a size add nothing. ``per_object``
+    says which annotation the bounds come from: the lists (True, for the per-object loss) or each
+    image's one size ``batch["size"]`` (False, for the single-object loss, whose annotation does
+    not include the other objects even where the batch carries their lists).
 
     Example:
         >>> term = AreaBoundTerm((1.0, 2.0), noise_scale=1.0)
@@ -248,7 +251,7 @@ class AreaBoundTerm:
     """
 
     def __init__(self, ratio_range: tuple[float, float], weight: float = 1.0, noise_scale: float = 1.0,
-                 name: str = "area_bound") -> None:
+                 name: str = "area_bound", per_object: bool = True) -> None:
         lo, hi = (float(r) for r in ratio_range)
         if not (0 <= lo <= hi and hi < float("inf")):
             raise ValueError(f"ratio_range: expected 0 <= lo <= hi < inf, got {ratio_range!r}")
@@ -258,13 +261,14 @@ class AreaBoundTerm:
         self.weight = _check_weight(weight)
         self.noise_scale = float(noise_scale)
         self.name = name
+        self.per_object = bool(per_object)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
         from sizeseg.losses.size_penalty import size_penalty
 
         if logits.shape[1] != 1:
             raise ValueError(f"area bounds: expected one-class logits (B, 1, ...), got {tuple(logits.shape)}")
-        if "object_sizes" in batch:
+        if self.per_object and "object_sizes" in batch:
             lists = batch["object_sizes"].float().reshape(logits.shape[0], -1)
             known = ~torch.isnan(lists).all(-1)
             squares = torch.nan_to_num(lists, nan=0.0).square().sum(-1)
