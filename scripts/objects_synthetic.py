@@ -13,6 +13,13 @@ On the synthetic multi-object set (1 to 5 separate objects per image,
    - ``objects``: ObjectSizeLoss on the list of every object's size of every training image;
    - ``object``: the single-object SizeLoss on each image's largest size (paper 1; sees one object);
 
+   each in every mode of ``--modes``: ``finetune`` (sizes only, every training image) and/or
+   ``mixed`` (every training image with its sizes, the ``--masks`` masked ones also with BCE, half of
+   each batch on average), and with each ``--area-weights`` > 0 plus paper 2's penalty on the soft area
+   with the bounds the annotation implies (:class:`sizeseg.training.loss_terms.AreaBoundTerm`:
+   ``[lo sum_k s_k^2, hi sum_k s_k^2]`` for the lists, ``[lo s^2, hi s^2]`` for the largest size,
+   ``lo, hi`` the range of that ratio on the masked images);
+
    and once ``masks``: the mask-only control, BCE on the same ``--masks`` images (repeated to as
    many steps per epoch as the size arms take);
 
@@ -31,6 +38,7 @@ rerun reuses a finished run with equal settings, so arms of another criterion sh
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -64,12 +72,29 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--criteria", default="relative,symmetric", help="size criteria of both size arms, comma-separated")
     parser.add_argument("--size-weight", type=float, default=1.0, help="size-term weight of both size arms")
     parser.add_argument("--noise-scale", type=float, default=0.25, help="the size losses' noise scale tau")
+    parser.add_argument("--samples", type=int, default=1, help="sampled masks per image and step of the size losses")
     parser.add_argument("--arms", default="objects,object,masks")
+    parser.add_argument("--modes", default="finetune",
+                        help="size arms' modes, comma-separated: finetune (sizes only) and/or mixed (sizes + BCE on the masks)")
+    parser.add_argument("--area-weights", default="0",
+                        help="weights of the area bounds the sizes imply in both size arms, comma-separated (0: off)")
+    parser.add_argument("--area-margin", type=float, default=0.1, help="widening of the area / size^2 range")
     args = parser.parse_args(argv)
     arms = args.arms.split(",")
     if not arms or any(a not in ARMS[1:] for a in arms):
         parser.error(f"--arms: expected a comma-separated subset of {','.join(ARMS[1:])}, got {args.arms!r}")
     args.arms = arms
+    args.modes = [m for m in args.modes.split(",") if m]
+    if not args.modes or set(args.modes) - {"finetune", "mixed"}:
+        parser.error(f"--modes: expected some of finetune,mixed, got {','.join(args.modes)}")
+    try:
+        args.area_weights = [float(w) for w in args.area_weights.split(",") if w]
+    except ValueError:
+        parser.error(f"--area-weights: expected comma-separated numbers, got {args.area_weights!r}")
+    if args.samples < 1:
+        parser.error(f"--samples: expected an int >= 1, got {args.samples}")
+    if not args.area_weights or not all(w >= 0 for w in args.area_weights) or not args.area_margin >= 0:
+        parser.error("--area-weights and --area-margin: expected numbers >= 0")
     from sizeseg.training.config import SIZE_CRITERIA
 
     args.criteria = [c for c in args.criteria.split(",") if c]
@@ -113,8 +138,12 @@ def train_cached(mode: str, data, run_dir: Path, cfg, init=None):
 
     done = run_dir / "done.json"
     wanted = {"mode": mode, "config": cfg.to_dict(), "init": str(init) if init else None}
-    if done.is_file() and json.loads(done.read_text()).get("settings") == wanted:
-        return best_checkpoint(run_dir), last_checkpoint(run_dir), json.loads(done.read_text())["seconds"]
+    if done.is_file():
+        settings = json.loads(done.read_text()).get("settings") or {}
+        # a run recorded before a key existed was trained with that key's predating value
+        settings["config"] = {**type(cfg).record_defaults(), **settings.get("config", {})}
+        if settings == wanted:
+            return best_checkpoint(run_dir), last_checkpoint(run_dir), json.loads(done.read_text())["seconds"]
     result = train(mode, data, run_dir, cfg, init=init, resume=False, progress_bar=False)
     write_json(done, {"settings": wanted, "seconds": result.seconds})
     return result.best, result.last, result.seconds
@@ -145,17 +174,29 @@ def main(argv=None) -> int:
         runs = {"pretrained": (start, seconds)}
         common = dict(model=args.model, batch_size=32, lr=args.lr, m=args.masks, seed=seed, patience=0,
                       max_epochs=args.epochs)
+        # size arms: one pass over the n_train training images per epoch (mixed: n_train draws), the
+        # masks arm's epochs the same n_train draws from its masked images
         for arm in args.arms:
             if arm == "masks":  # the same steps per epoch as the size arms, on the masked images only
                 cfg = TrainConfig(**common, epoch_items=n_train)
                 runs[arm] = train_cached("pretrain", data, work / arm, cfg, init=start)[1:]  # the last epoch
                 continue
-            for criterion in args.criteria:
-                cfg = TrainConfig(**common, size_loss=arm, size_criterion=criterion, size_weight=args.size_weight,
-                                  noise_scale=args.noise_scale)
+            for mode, area, criterion in itertools.product(args.modes, args.area_weights, args.criteria):
+                cfg = TrainConfig(**common, epoch_items=None, size_loss=arm, size_criterion=criterion,
+                                  size_weight=args.size_weight, noise_scale=args.noise_scale, n_samples=args.samples,
+                                  area_weight=area, area_margin=args.area_margin)
                 name = f"{arm}-{criterion}-w{args.size_weight:g}-tau{args.noise_scale:g}"
-                label = f"{arm} ({criterion})"
-                runs[label] = train_cached("finetune", data, work / name, cfg, init=start)[1:]
+                if args.samples > 1:
+                    name += f"-n{args.samples}"
+                label = f"{arm} ({criterion}"
+                if args.samples > 1:
+                    label += f", {args.samples} samples"
+                if area > 0:
+                    name += f"-area{area:g}-margin{args.area_margin:g}"
+                    label += f", area {area:g}"
+                if mode == "mixed":
+                    name, label = name + "-mixed", label + ", mixed"
+                runs[label + ")"] = train_cached(mode, data, work / name, cfg, init=start)[1:]
         print(json.dumps({"seed": seed, "pretrain_epochs": _epochs(work / "pretrain")}), flush=True)
         for arm, (ckpt, seconds) in runs.items():
             model = load_model(ckpt)

@@ -167,6 +167,44 @@ def test_objects_synthetic_runs_every_arm_and_criterion(tmp_path, capsys):
     assert "objects (symmetric)" in (out / "summary.md").read_text()
     with pytest.raises(SystemExit):
         script.main(argv[:-1] + ["nonsense"])
+    # mixed training and the area bounds, from the same (cached) start
+    more = argv[:-1] + ["symmetric", "--arms", "objects,object", "--modes", "finetune,mixed", "--area-weights", "0,1",
+                        "--out", str(tmp_path / "more"), "--work", str(out / "work")]
+    assert script.main(more) == 0
+    rows = list(csv.DictReader(open(tmp_path / "more" / "runs.csv")))
+    assert [r["arm"] for r in rows][:5] == ["pretrained", "objects (symmetric)", "objects (symmetric, area 1)",
+                                            "objects (symmetric, mixed)", "objects (symmetric, area 1, mixed)"]
+    assert len(rows) == 9
+    for bad in (["--modes", "semi"], ["--area-weights", "x"], ["--area-weights", "-1"]):
+        with pytest.raises(SystemExit):
+            script.main(argv + bad)
+    # the diagnosis reads the same cached runs
+    capsys.readouterr()
+    diagnosis = _script("objects_diagnosis")
+    assert diagnosis.main(["--work", str(out / "work"), "--seeds", "0", "--images", "20", "--side", "32", "--objects",
+                           "3", "--runs", "pretrain,masks", "--sampled"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["run"] for r in lines] == ["pretrain", "masks"]
+    for r in lines:
+        parts = r["train_sampled"]
+        assert parts["loss"] == pytest.approx(parts["unmatched"] + parts["matched"], abs=2e-3)
+        assert r["FP"] + r["FN"] <= r["pred_px"] + r["true_px"]
+
+
+def test_objects_diagnosis_splits_the_sorted_matching_loss():
+    diagnosis = _script("objects_diagnosis")
+    pred = np.zeros((1, 12, 12), bool)
+    pred[0, 1:5, 1:5] = True  # size 4, true object
+    pred[0, 8, 8] = True  # size 2, spurious
+    truth = np.zeros_like(pred)
+    truth[0, 1:5, 1:5] = truth[0, 8:10, 1:3] = True  # sizes 4 and 2, the second elsewhere than the blob
+    parts = diagnosis.loss_parts(pred, np.array([[4.0, 2.0, np.nan]]))
+    assert parts == {"loss": 0.0, "unmatched": 0.0, "matched": 0.0, "matched_error_px": 0.0, "count": 2.0,
+                     "true_count": 2.0, "area": 17.0}
+    parts = diagnosis.loss_parts(pred, np.array([[6.0, np.nan, np.nan]]))  # one object of 6: the blob is spurious
+    assert parts["unmatched"] == 1.0 and parts["matched"] == pytest.approx(round(4 / 36, 3))
+    counts = diagnosis.object_breakdown(pred, truth)
+    assert (counts["spurious"], counts["missed"], counts["merged"], counts["FP"], counts["FN"]) == (1, 1, 0, 1, 4)
 
 
 def test_constrained_tables_join_protocols_with_ratios_to_full(tmp_path, capsys):
