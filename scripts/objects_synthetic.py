@@ -18,7 +18,8 @@ On the synthetic multi-object set (1 to 5 separate objects per image,
    each batch on average), and with each ``--area-weights`` > 0 plus paper 2's penalty on the soft area
    with the bounds the annotation implies (:class:`sizeseg.training.loss_terms.AreaBoundTerm`:
    ``[lo sum_k s_k^2, hi sum_k s_k^2]`` for the lists, ``[lo s^2, hi s^2]`` for the largest size,
-   ``lo, hi`` the range of that ratio on the masked images);
+   ``lo, hi`` the range of that ratio on the masked images); ``--samples`` masks are sampled per image
+   and step;
 
    and once ``masks``: the mask-only control, BCE on the same ``--masks`` images (repeated to as
    many steps per epoch as the size arms take);

@@ -175,7 +175,7 @@ def test_objects_synthetic_runs_every_arm_and_criterion(tmp_path, capsys):
     assert [r["arm"] for r in rows][:5] == ["pretrained", "objects (symmetric)", "objects (symmetric, area 1)",
                                             "objects (symmetric, mixed)", "objects (symmetric, area 1, mixed)"]
     assert len(rows) == 9
-    for bad in (["--modes", "semi"], ["--area-weights", "x"], ["--area-weights", "-1"]):
+    for bad in (["--modes", "semi"], ["--area-weights", "x"], ["--area-weights", "-1"], ["--samples", "0"]):
         with pytest.raises(SystemExit):
             script.main(argv + bad)
     # the diagnosis reads the same cached runs
