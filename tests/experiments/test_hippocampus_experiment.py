@@ -140,6 +140,18 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
     assert calls == []
     cached = json.loads((tmp_path / "runs" / "pretraining" / "m10-s0" / "result.json").read_text())
     assert sorted(r["stage"] for r in cached) == ["mixed", "pretrained", "size fine-tuned", "size-matched", "true-size oracle"]
+    # an item killed during its second stage keeps the first stage's scores, and is not trained again
+    calls.clear()
+    monkeypatch.setattr(H.runs, "_train_once", lambda mode, data, run_dir, cfg, init=None, progress_bar=False: (
+        (_ for _ in ()).throw(KeyboardInterrupt) if run_dir.name == "mixed" else fake_train_once(mode, data, run_dir, cfg)))
+    with pytest.raises(KeyboardInterrupt):
+        H.run_pretraining_item(Data(), tmp_path / "killed", profile, 10, 0, stages=["size fine-tuned", "mixed"])
+    cached = json.loads((tmp_path / "killed" / "runs" / "pretraining" / "m10-s0" / "result.json").read_text())
+    assert [r["stage"] for r in cached] == ["pretrained", "size fine-tuned"]
+    calls.clear()
+    monkeypatch.setattr(H.runs, "_train_once", fake_train_once)
+    H.run_pretraining_item(Data(), tmp_path / "killed", profile, 10, 0, stages=["size fine-tuned", "mixed"])
+    assert [c[0] for c in calls] == ["pretrain", "mixed"]
 
 
 def test_pretraining_items_in_two_worker_processes_match_one_process(tmp_path):

@@ -94,6 +94,10 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
     from sizeseg.training import TrainConfig, TrainResult, best_checkpoint, last_checkpoint, train
 
     done = run_dir / "done.json"
+    if done.is_file() and best_checkpoint(run_dir) is None:
+        # finished, but its checkpoints were dropped before the item recorded its scores (a killed run):
+        # train it again (seeded, deterministic on CPU) rather than score a checkpoint that is gone
+        shutil.rmtree(run_dir)
     if done.is_file():  # reused only with the settings asked for now (keys it predates count as their defaults)
         info = json.loads(done.read_text())
         check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig.record_defaults())
@@ -155,6 +159,7 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
         res = _train_once(mode, data, run / folder, cfg, init=pre.best, progress_bar=progress_bar)
         rows.append({"m": m_label(m), "seed": seed, "stage": stage, **_scores(res.best, test),
                      "epochs": len(read_epochs(res.metrics_csv)), "seconds": time.perf_counter() - t0})
+        write_json(done, rows)  # each stage's scores are kept before its checkpoints go: a killed item loses none
         _drop_checkpoints(run / folder, profile)
     _drop_checkpoints(run / "pretrain", profile)
     write_json(done, rows)
