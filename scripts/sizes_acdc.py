@@ -169,23 +169,17 @@ def oracle_scores(logits, masks, sizes) -> dict:
 
 
 def area_term(ratio_range, weight: float, noise_scale: float):
-    """(logits, masks, sizes) -> ``weight`` x the size penalty with the bounds the sizes imply.
+    """(logits, masks, sizes) -> ``weight`` x the library's area-bound term (``finetune --area-weight``).
 
-    The soft size is taken of ``sigmoid(logits / noise_scale)``: with SizeLoss's noise scale it is
-    the expected area of the mask that SizeLoss samples, so the two terms measure the same mask. With
-    the plain sigmoid (scale 1) the soft size counts the diffuse mass of thousands of background
-    pixels at p ~ 0.05, and the upper bound shrinks the object before it removes that mass.
+    :class:`sizeseg.training.AreaBoundTerm` takes the soft size of ``sigmoid(logits / noise_scale)``:
+    with SizeLoss's noise scale it is the expected area of the mask that SizeLoss samples. With the
+    plain sigmoid (scale 1) it counts the diffuse mass of thousands of background pixels at p ~ 0.05,
+    and the upper bound shrinks the object before it removes that mass.
     """
-    from sizeseg.losses.size_penalty import size_penalty
+    from sizeseg.training.loss_terms import AreaBoundTerm
 
-    lo, hi = ratio_range
-
-    def fn(logits, y, s):
-        square = s.float().square()
-        fg = torch.stack([lo * square, hi * square], 1)
-        bounds = torch.stack([torch.full_like(fg, float("nan")), fg], 1)  # (B, 2 classes, 2): no background bound
-        return weight * size_penalty(logits / noise_scale, bounds, sigmoid=True)
-    return fn
+    term = AreaBoundTerm(ratio_range, noise_scale=noise_scale)
+    return lambda logits, y, s: weight * term(logits, {"size": s})
 
 
 def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args) -> list[dict]:
