@@ -24,7 +24,9 @@ the test set. For each m and seed:
      area / size^2 over the m masks, widened by ``--area-margin``), times ``--area-weight``, on
      the soft size of ``sigmoid(logits / tau)`` (``--area-noise-scale``, default SizeLoss's tau);
      ``size-area``: SizeLoss plus that penalty; ``mixed-area``: ``mixed`` plus the penalty on the
-     sized half.
+     sized half. ``--units image`` measures the squared size error in image sides and the area
+     penalty in images (``finetune --size-units image``): the weights then hold at any
+     ``--resolution`` (4 and 40 there equal 1e-3 and 0.01 in pixels at 64 px).
 
 4. On the test slices: IoU, Dice and E (squared size error of the thresholded prediction) per slice,
    per band of true size, and what the prediction did against the pre-trained one: its mean signed
@@ -168,7 +170,7 @@ def oracle_scores(logits, masks, sizes) -> dict:
     return score_logits(moved[:, None].float() * 2 - 1, masks, sizes)
 
 
-def area_term(ratio_range, weight: float, noise_scale: float):
+def area_term(ratio_range, weight: float, noise_scale: float, units: str = "pixels"):
     """(logits, masks, sizes) -> ``weight`` x the library's area-bound term (``finetune --area-weight``).
 
     :class:`sizeseg.training.AreaBoundTerm` takes the soft size of ``sigmoid(logits / noise_scale)``:
@@ -178,7 +180,7 @@ def area_term(ratio_range, weight: float, noise_scale: float):
     """
     from sizeseg.training.loss_terms import AreaBoundTerm
 
-    term = AreaBoundTerm(ratio_range, noise_scale=noise_scale)
+    term = AreaBoundTerm(ratio_range, noise_scale=noise_scale, units=units)
     return lambda logits, y, s: weight * term(logits, {"size": s})
 
 
@@ -195,12 +197,15 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     torch.manual_seed(seed)
     model = build_model(args.model, in_channels=images.shape[1])
     tau = f" tau={args.noise_scale:g}"
+    from sizeseg.training.loss_terms import unit_scale
+
+    squared = loss_fn("size" + tau, 1, seed)
     terms = {"bce": lambda logits, y, s: F.binary_cross_entropy_with_logits(logits, y),
-             "size": loss_fn("size" + tau, 1, seed), "size-relative": loss_fn("relative" + tau, 1, seed),
-             "matched": loss_fn("matched", 1, seed)}
+             "size": lambda logits, y, s: squared(logits, y, s) * unit_scale(logits, args.units, 2),
+             "size-relative": loss_fn("relative" + tau, 1, seed), "matched": loss_fn("matched", 1, seed)}
     ratio_range = area_ratio_range(masks[masked].sum((1, 2, 3)).numpy(), sizes[masked].numpy(), args.area_margin)
     terms["area"] = area_term(ratio_range, args.area_weight,
-                              args.noise_scale if args.area_noise_scale is None else args.area_noise_scale)
+                              args.noise_scale if args.area_noise_scale is None else args.area_noise_scale, args.units)
     terms["size-area"] = lambda logits, y, s: terms["size"](logits, y, s) + terms["area"](logits, y, s)
 
     def single(term):
@@ -381,6 +386,9 @@ def main(argv=None) -> int:
     parser.add_argument("--area-weight", type=float, default=1.0, help="weight of the area penalty")
     parser.add_argument("--area-noise-scale", type=float, default=None,
                         help="the area penalty's soft size is of sigmoid(logits / this) (default: --noise-scale)")
+    parser.add_argument("--units", choices=("pixels", "image"), default="pixels",
+                        help="unit of the squared size error and the area penalty (finetune --size-units): in image "
+                             "units the weights hold at any --resolution; 4 and 40 equal 1e-3 and 0.01 at 64 px")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]

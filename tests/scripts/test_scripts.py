@@ -115,6 +115,25 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
         script.main(argv + ["--methods", "size,nonsense"])
 
 
+def test_sizes_acdc_image_units_equal_pixel_weights_times_the_pixel_count(tmp_path, acdc):
+    import csv
+
+    script = _script("sizes_acdc")
+    base = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--field", "16", "--resolution", "16", "--m", "2",
+            "--seeds", "0", "--pretrain-steps", "2", "--finetune-steps", "1", "--batch", "4", "--model", "unet-plain",
+            "--methods", "mixed,mixed-area"]
+    ratios = {}
+    for units, size_weight, area_weight in (("pixels", 1e-3, 0.01), ("image", 1e-3 * 256, 0.01 * 256)):
+        out = tmp_path / units
+        assert script.main(base + ["--out", str(out), "--units", units, "--size-weight", str(size_weight),
+                                   "--area-weight", str(area_weight)]) == 0
+        ratios[units] = {r["method"]: float(r["grad_ratio"]) for r in csv.DictReader(open(out / "runs.csv"))
+                         if r["method"] in ("mixed", "mixed-area")}
+    # 16 x 16 images: a weight w in image units is w / 256 in pixels, so the gradients are the same
+    assert ratios["image"] == pytest.approx(ratios["pixels"], rel=1e-4)
+    assert all(v > 0 for v in ratios["pixels"].values())
+
+
 def test_acdc_classes_scores_each_class_and_resumes(tmp_path, acdc, capsys):
     import csv
 

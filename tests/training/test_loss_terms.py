@@ -145,3 +145,76 @@ def test_area_bound_term_rejects_bad_settings():
         AreaBoundTerm((1.0, 2.0), noise_scale=0)
     with pytest.raises(ValueError, match="one-class logits"):
         AreaBoundTerm((1.0, 2.0))(torch.zeros(1, 2, 4, 4), {"size": torch.tensor([2.0])})
+
+
+def _square_logits(side: int, lo: int, hi: int, zoom: int) -> torch.Tensor:
+    """Confident logits (+-20) of a square object, nearest-upsampled by ``zoom``."""
+    logits = torch.full((1, 1, side, side), -20.0)
+    logits[..., lo:hi, lo:hi] = 20.0
+    return logits.repeat_interleave(zoom, 2).repeat_interleave(zoom, 3)
+
+
+@pytest.mark.parametrize("criterion", ["squared", "absolute"])
+def test_image_units_give_the_same_size_loss_at_twice_the_resolution(criterion):
+    from sizeseg.training.loss_terms import SizeTerm
+
+    # a 6x6 square (size 6) annotated as 10, and the same image at 2x (size 12 annotated as 20): tau 0.05
+    # makes the sampled mask the thresholded one, so the loss is the criterion of the sizes themselves
+    values = {}
+    for units in ("pixels", "image"):
+        for zoom in (1, 2):
+            term = SizeTerm(units=units, criterion=criterion, noise_scale=0.05, seed=0)
+            values[units, zoom] = term(_square_logits(16, 3, 9, zoom), {"size": torch.tensor([10.0 * zoom])}).item()
+    degree = 2 if criterion == "squared" else 1
+    assert values["pixels", 1] == pytest.approx(4.0 ** degree)  # (10 - 6)^2 or |10 - 6|
+    assert values["pixels", 2] == pytest.approx(values["pixels", 1] * 2 ** degree)  # pixels: grows with resolution
+    assert values["image", 1] == pytest.approx(values["pixels", 1] / 16 ** degree)  # sides of 16 px
+    assert values["image", 2] == pytest.approx(values["image", 1])
+
+
+def test_image_units_give_the_same_area_penalty_at_twice_the_resolution():
+    from sizeseg.training.loss_terms import AreaBoundTerm
+
+    values = {}
+    for units in ("pixels", "image"):
+        for zoom in (1, 2):
+            term = AreaBoundTerm((0.5, 0.6), noise_scale=0.05, units=units)  # area 36 above 0.6 * 6^2 = 21.6
+            values[units, zoom] = term(_square_logits(16, 3, 9, zoom), {"size": torch.tensor([6.0 * zoom])}).item()
+    assert values["pixels", 1] == pytest.approx((36 - 21.6) ** 2 / 256, rel=1e-4)
+    assert values["pixels", 2] == pytest.approx(4 * values["pixels", 1], rel=1e-4)
+    assert values["image", 1] == pytest.approx(((36 - 21.6) / 256) ** 2, rel=1e-4)
+    assert values["image", 2] == pytest.approx(values["image", 1], rel=1e-4)
+
+
+def test_image_units_leave_relative_criteria_and_reject_unknown_units():
+    from sizeseg.losses.size_criteria import SizeCriterion
+    from sizeseg.training.loss_terms import AreaBoundTerm, ObjectSizeTerm, SizeTerm
+
+    logits, batch = _square_logits(16, 3, 9, 1), {"size": torch.tensor([10.0])}
+    pixels = SizeTerm(criterion="relative", noise_scale=0.05, seed=0)(logits, batch)
+    image = SizeTerm(criterion="relative", noise_scale=0.05, seed=0, units="image")(logits, batch)
+    assert image.item() == pytest.approx(pixels.item()) and pixels.item() == pytest.approx(0.16)
+    lists = {"object_sizes": torch.tensor([[[10.0]]])}
+    per_object = [ObjectSizeTerm(noise_scale=0.05, seed=0, units=u)(logits, lists).item() for u in ("pixels", "image")]
+    assert per_object[1] == pytest.approx(per_object[0] / 256)
+    for make in (lambda: SizeTerm(units="cm"), lambda: ObjectSizeTerm(units="cm"),
+                 lambda: AreaBoundTerm((1.0, 2.0), units="cm")):
+        with pytest.raises(ValueError, match="units: expected one of pixels, image, got 'cm'"):
+            make()
+
+    class Custom(SizeCriterion):
+        def __call__(self, predicted, target):
+            return (predicted - target).abs()
+
+    SizeTerm(criterion=Custom())  # pixels: any criterion
+    with pytest.raises(ValueError, match="units: 'image' needs a size criterion"):
+        SizeTerm(criterion=Custom(), units="image")
+
+
+def test_config_and_pipeline_pass_the_size_units():
+    cfg = TrainConfig(size_units="image", area_weight=40.0)
+    terms = loss_terms_for("mixed", cfg, area_ratio=(1.0, 2.0))
+    assert [t.units for t in terms if hasattr(t, "units")] == ["image", "image"]
+    assert TrainConfig().size_units == "pixels"
+    with pytest.raises(ValueError, match="key 'size_units' expects one of pixels, image, got 'cm'"):
+        TrainConfig.from_mapping({"size_units": "cm"})

@@ -45,6 +45,9 @@ FINETUNE_FLAGS = {
                               "weight of BCE to the prediction moved onto each annotated size (0: off, the default)"),
     "--area-weight": ("area_weight", float, "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft "
                       "area, lo and hi measured on the masked training images (0: off, the default; one class)"),
+    "--size-units": ("size_units", str, "pixels: sizes in px and areas in px^2 (the papers'; the default weights "
+                     "are for these) or image: sizes in image sides and areas in images, so that a weight holds "
+                     "at any --shape (--size-weight 4 --area-weight 40 equal 1e-3 and 0.01 at 64x64)"),
     "--area-margin": ("area_margin", float, "widening of the masked images' area / size^2 range for --area-weight"),
 }
 

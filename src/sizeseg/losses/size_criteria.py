@@ -81,6 +81,9 @@ class SizeCriterion:
 
     name = "custom"
     n_values = 1
+    #: how the loss scales with the unit of size: l(c t, c s) = c^degree l(t, s) (None: not known).
+    #: Training terms use it to express a loss in fractions of the image (``units="image"``).
+    degree: int | None = None
 
     def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -107,6 +110,7 @@ class SquaredError(SizeCriterion):
     """(t - s)^2: the paper's loss (eq. 7)."""
 
     name = "squared"
+    degree = 2
 
     def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return squared_error(predicted, target)
@@ -116,6 +120,7 @@ class AbsoluteError(SizeCriterion):
     """|t - s|: less sensitive to a few badly annotated sizes."""
 
     name = "absolute"
+    degree = 1
 
     def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return absolute_error(predicted, target)
@@ -125,6 +130,7 @@ class RelativeSquaredError(SizeCriterion):
     """(t - s)^2 / max(t, 1)^2: the squared error relative to the annotated size."""
 
     name = "relative"
+    degree = 0
 
     def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return relative_squared_error(predicted, target)
@@ -134,6 +140,7 @@ class SymmetricRelativeError(SizeCriterion):
     """(t - s)^2 / max(t, s, 1)^2: relative to the larger size; an unmatched object costs 1 either way."""
 
     name = "symmetric"
+    degree = 0
 
     def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return symmetric_relative_error(predicted, target)
@@ -147,6 +154,7 @@ class BoundPenalty(SizeCriterion):
     """
 
     name = "bounds"
+    degree = 2
     n_values = 2
 
     def __call__(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

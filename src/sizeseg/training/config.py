@@ -16,6 +16,9 @@ SIZE_CRITERIA = ("squared", "relative", "absolute", "symmetric")
 #: size losses a run may use: the single-object SizeLoss (each class's largest size) or the
 #: per-object ObjectSizeLoss (each class's list of object sizes)
 SIZE_LOSSES = ("object", "objects")
+#: units of the size and area terms (sizeseg.training.loss_terms.unit_scale): pixels (the papers'), or
+#: fractions of the image, in which one weight holds at any working resolution
+SIZE_UNITS = ("pixels", "image")
 #: SizeLoss's criterion in training runs. The paper's squared error: on ACDC LV (results/sizes-acdc/) and on
 #: synthetic objects of 4-80 px (results/sizes-noise/, part B) it lowered the size error where the relative
 #: one, (t - s)^2 / t^2, raised it and lost the most IoU: the relative error weighs the 1-2 px quantisation
@@ -41,7 +44,7 @@ def _default_epoch_items() -> int | None:
     return DEFAULT_EPOCH_ITEMS
 #: what runs recorded before a key existed were trained with (for reusing cached runs)
 PREDATING = {"noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object", "area_weight": 0.0,
-             "area_margin": 0.1}
+             "area_margin": 0.1, "size_units": "pixels"}
 #: one line per key, for ``--help`` and ``--print-config``
 HELP = {
     "model": "network name: " + ", ".join(MODELS) + " (unet-plain, 0.2 M parameters, trains in minutes on a CPU)",
@@ -59,6 +62,9 @@ HELP = {
                       "or symmetric ((t - s)^2 / max(t, s)^2: a spurious or missed object costs 1)",
     "size_loss": "object (SizeLoss on each class's largest size) or objects (ObjectSizeLoss on each class's "
                  "list of object sizes; needs size lists)",
+    "size_units": "pixels (sizes in px, areas in px^2: the papers', and what the default weights are for) or "
+                  "image (sizes in image sides, areas in images: the same weights at any working resolution; "
+                  "size_weight 4 and area_weight 40 equal 1e-3 and 0.01 at 64x64)",
     "bce_weight": "weight of the BCE term on masks",
     "size_weight": "weight of the size term; the default balances squared sizes (px^2) against BCE in mixed "
                    "training for objects of ~5-30 px (size-only fine-tuning hardly depends on it)",
@@ -100,6 +106,9 @@ class TrainConfig:
             see :data:`DEFAULT_SIZE_CRITERION`), ``relative`` ((t - s)^2 / t^2) or ``absolute``.
         size_loss: ``object`` (SizeLoss: each class's largest object) or ``objects``
             (ObjectSizeLoss: each class's list of object sizes, ``extra["object_sizes"]``).
+        size_units: ``pixels`` (the default) or ``image``: the unit of the size and area terms
+            (:func:`sizeseg.training.loss_terms.unit_scale`); in image units a weight does not depend
+            on the working resolution.
         bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms (see
             :data:`DEFAULT_SIZE_WEIGHT`).
         size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
@@ -130,6 +139,7 @@ class TrainConfig:
     noise_scale: float = DEFAULT_NOISE_SCALE
     size_criterion: str = DEFAULT_SIZE_CRITERION
     size_loss: str = "object"
+    size_units: str = "pixels"
     bce_weight: float = 1.0
     size_weight: float = DEFAULT_SIZE_WEIGHT
     size_matched_weight: float = 0.0
@@ -193,7 +203,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, noise_scale, size_criterion, size_loss, bce_weight, size_weight, size_matched_weight, area_weight, area_margin, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, monitor, n_samples, noise_scale, size_criterion, size_loss, size_units, bce_weight, size_weight, size_matched_weight, area_weight, area_margin, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
@@ -290,5 +300,7 @@ def _coerce(key: str, value: Any, default: Any, name: str) -> Any:
             raise ValueError(f"{name} expects one of {', '.join(SIZE_CRITERIA)}, got {value!r}")
         if key == "size_loss" and value not in SIZE_LOSSES:
             raise ValueError(f"{name} expects one of {', '.join(SIZE_LOSSES)}, got {value!r}")
+        if key == "size_units" and value not in SIZE_UNITS:
+            raise ValueError(f"{name} expects one of {', '.join(SIZE_UNITS)}, got {value!r}")
         return value
     raise ValueError(f"{name} expects {expected.__name__}, got {value!r}")

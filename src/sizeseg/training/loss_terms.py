@@ -8,6 +8,7 @@ batch returns a zero that is still connected to the graph (DDP needs every param
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Protocol, runtime_checkable
 
 import torch
@@ -25,6 +26,44 @@ class LossTerm(Protocol):
 def zero_like_graph(logits: torch.Tensor) -> torch.Tensor:
     """A scalar zero that depends on ``logits`` (so backward reaches every parameter)."""
     return logits.sum() * 0.0
+
+
+#: units a size term may measure its sizes in (see :func:`unit_scale`)
+SIZE_UNITS = ("pixels", "image")
+
+
+def _check_units(units: str) -> str:
+    if units not in SIZE_UNITS:
+        raise ValueError(f"units: expected one of {', '.join(SIZE_UNITS)}, got {units!r}")
+    return units
+
+
+def unit_scale(logits: torch.Tensor, units: str, degree: int | None) -> float:
+    r"""The factor that turns a loss of size-degree ``degree`` from pixels into fractions of the image.
+
+    With ``units="image"`` a size is measured in image sides, :math:`s / N^{1/d}` (N pixels or
+    voxels of one image, d spatial dimensions), and an area in images, :math:`A / N`. A loss that
+    scales as :math:`c^k` when every size is multiplied by c (``degree`` k: 2 for the squared error,
+    1 for the absolute, 0 for the relative ones) is then multiplied by :math:`N^{-k/d}`. Why: a
+    squared size error in pixels grows 4x when the same images are prepared at twice the resolution,
+    while BCE (a mean over pixels) does not, so a weight that balances the two at one resolution is
+    4x too strong at the next (measured on ACDC LV, ``results/sizes-acdc/``); in image units the
+    loss's value does not depend on the working resolution.
+
+    Example:
+        >>> unit_scale(torch.zeros(2, 1, 64, 64), "image", 2)   # 1 / 64^2
+        0.000244140625
+        >>> unit_scale(torch.zeros(2, 1, 64, 64), "pixels", 2)
+        1.0
+    """
+    if units == "pixels":
+        return 1.0
+    if degree is None:
+        raise ValueError("units: 'image' needs a size criterion whose scaling with the size unit is known "
+                         "(its class attribute degree); this one has none")
+    spatial = logits.shape[2:]
+    pixels = math.prod(int(n) for n in spatial)
+    return float(pixels) ** (-degree / len(spatial))
 
 
 def _sized_images(logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
@@ -103,7 +142,8 @@ class SizeTerm:
     (logits (B, C, ...), C > 1) the sizes are each class's largest listed size (from
     ``batch["object_sizes"]`` (B, C, K)), one independent sigmoid per class; images or classes without a
     size contribute nothing. This is the single-object loss: of several objects of a class it
-    sees only the largest (use :class:`ObjectSizeTerm` for lists).
+    sees only the largest (use :class:`ObjectSizeTerm` for lists). ``units="image"`` measures the
+    sizes in image sides (:func:`unit_scale`), so that one weight holds at any working resolution.
 
     Example:
         >>> term = SizeTerm(n_samples=1)
@@ -112,10 +152,16 @@ class SizeTerm:
         0.0
     """
 
-    def __init__(self, n_samples: int = 1, weight: float = 1.0, name: str = "size", **loss_kwargs) -> None:
+    def __init__(self, n_samples: int = 1, weight: float = 1.0, name: str = "size", units: str = "pixels",
+                 **loss_kwargs) -> None:
+        from sizeseg.losses.size_criteria import get_criterion
+
         if not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(f"n_samples: expected a positive int, got {n_samples!r}")
         self.weight = _check_weight(weight)
+        self.units = _check_units(units)
+        self._degree = get_criterion(loss_kwargs.get("criterion", "squared")).degree
+        unit_scale(torch.zeros(1, 1, 1), self.units, self._degree)  # an unknown degree fails here, not mid-run
         self.name = name
         self.n_samples = n_samples
         self.loss_kwargs = loss_kwargs
@@ -137,11 +183,11 @@ class SizeTerm:
             keep = ~torch.isnan(sizes).all(-1)
             if not bool(keep.any()):
                 return zero_like_graph(logits)
-            return self._module()(logits[keep], sizes[keep])
+            return self._module()(logits[keep], sizes[keep]) * unit_scale(logits, self.units, self._degree)
         keep = _sized_images(logits, batch)
         if not bool(keep.any()):
             return zero_like_graph(logits)
-        return self._module()(logits[keep], batch["size"][keep].float())
+        return self._module()(logits[keep], batch["size"][keep].float()) * unit_scale(logits, self.units, self._degree)
 
 
 def _class_lists(logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
@@ -168,6 +214,7 @@ class ObjectSizeTerm:
     Each class's predicted objects (the connected components of its sampled mask, 8-connected in
     2D and 26 in 3D unless ``connectivity`` says otherwise) are matched to its listed sizes in
     sorted order, missing objects counting as size 0; one independent sigmoid per class.
+    ``units="image"``: sizes in image sides, as :class:`SizeTerm`'s.
 
     Example:
         >>> nan = float("nan")
@@ -178,11 +225,13 @@ class ObjectSizeTerm:
         True
     """
 
-    def __init__(self, n_samples: int = 1, weight: float = 1.0, name: str = "object_size", **loss_kwargs) -> None:
+    def __init__(self, n_samples: int = 1, weight: float = 1.0, name: str = "object_size", units: str = "pixels",
+                 **loss_kwargs) -> None:
         from sizeseg.losses.object_size_loss import ObjectSizeLoss
 
         self.weight = _check_weight(weight)
         self.name = name
+        self.units = _check_units(units)
         self._loss = ObjectSizeLoss(n_samples=n_samples, **loss_kwargs)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
@@ -190,7 +239,7 @@ class ObjectSizeTerm:
         keep = ~torch.isnan(lists).all(-1).all(-1)
         if not bool(keep.any()):
             return zero_like_graph(logits)
-        return self._loss(logits[keep], lists[keep])
+        return self._loss(logits[keep], lists[keep]) * unit_scale(logits, self.units, self._loss.criterion.degree)
 
 
 class SizeMatchedTerm:
@@ -236,6 +285,10 @@ class AreaBoundTerm:
     every pixel. Why :math:`\tau`: with the plain sigmoid, thousands of background pixels at
     p ~ 0.05 add up to more than the object's area, and the upper bound then shrinks the object.
 
+    The penalty is divided by the pixel count N, as paper 2's (``units="pixels"``): it then grows
+    with the working resolution. ``units="image"`` measures the area in images, A / N: the penalty is
+    :math:`((A - b) / N)^2` and its value does not depend on the resolution (:func:`unit_scale`).
+
     One class (logits ``(B, 1, *spatial)``); images without a size add nothing. ``per_object``
     says which annotation the bounds come from: the lists (True, for the per-object loss) or each
     image's one size ``batch["size"]`` (False, for the single-object loss, whose annotation does
@@ -251,7 +304,7 @@ class AreaBoundTerm:
     """
 
     def __init__(self, ratio_range: tuple[float, float], weight: float = 1.0, noise_scale: float = 1.0,
-                 name: str = "area_bound", per_object: bool = True) -> None:
+                 name: str = "area_bound", per_object: bool = True, units: str = "pixels") -> None:
         lo, hi = (float(r) for r in ratio_range)
         if not (0 <= lo <= hi and hi < float("inf")):
             raise ValueError(f"ratio_range: expected 0 <= lo <= hi < inf, got {ratio_range!r}")
@@ -262,6 +315,7 @@ class AreaBoundTerm:
         self.noise_scale = float(noise_scale)
         self.name = name
         self.per_object = bool(per_object)
+        self.units = _check_units(units)
 
     def __call__(self, logits: torch.Tensor, batch: Mapping) -> torch.Tensor:
         from sizeseg.losses.size_penalty import size_penalty
@@ -281,4 +335,6 @@ class AreaBoundTerm:
         squares = squares[known]
         foreground = torch.stack([lo * squares, hi * squares], -1)
         bounds = torch.stack([torch.full_like(foreground, float("nan")), foreground], 1)  # no bound on background
-        return size_penalty(logits[known] / self.noise_scale, bounds.to(logits.dtype), sigmoid=True)
+        penalty = size_penalty(logits[known] / self.noise_scale, bounds.to(logits.dtype), sigmoid=True)
+        # (A - b)^2 / N in pixels; in image units ((A - b) / N)^2, i.e. one more 1 / N (an area has degree d)
+        return penalty * unit_scale(logits, self.units, logits.ndim - 2)

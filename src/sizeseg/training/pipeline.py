@@ -68,14 +68,14 @@ def loss_terms_for(mode: str, cfg: TrainConfig, area_ratio: tuple[float, float] 
     if mode in ("finetune", "mixed"):
         size_term = ObjectSizeTerm if cfg.size_loss == "objects" else SizeTerm
         terms.append(size_term(n_samples=cfg.n_samples, weight=cfg.size_weight, criterion=cfg.size_criterion,
-                               noise_scale=cfg.noise_scale))
+                               noise_scale=cfg.noise_scale, units=cfg.size_units))
         if cfg.size_matched_weight > 0:
             terms.append(SizeMatchedTerm(weight=cfg.size_matched_weight))
         if cfg.area_weight > 0:
             if area_ratio is None:
                 raise ValueError("area_weight > 0 needs the range of area / size^2 (area_ratio), measured on masked images")
             terms.append(AreaBoundTerm(area_ratio, weight=cfg.area_weight, noise_scale=cfg.noise_scale,
-                                       per_object=cfg.size_loss == "objects"))
+                                       per_object=cfg.size_loss == "objects", units=cfg.size_units))
     if not terms:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
     return terms
