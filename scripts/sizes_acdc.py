@@ -27,6 +27,9 @@ the test set. For each m and seed:
      sized half. ``--units image`` measures the squared size error in image sides and the area
      penalty in images (``finetune --size-units image``): the weights then hold at any
      ``--resolution`` (4 and 40 there equal 1e-3 and 0.01 in pixels at 64 px).
+   - ``mixed-area-val``: ``mixed-area`` at each of ``--area-weights``; the network with the best IoU
+     on ``--val`` validation slices is scored. Those slices are drawn from the training patients'
+     slices after the m masks, and are neither trained on nor used as sizes.
 
 4. On the test slices: IoU, Dice and E (squared size error of the thresholded prediction) per slice,
    per band of true size, and what the prediction did against the pre-trained one: its mean signed
@@ -63,11 +66,14 @@ from sizes_noise import loss_fn, predict  # noqa: E402
 from sizeseg.data.bounds import area_ratio_range  # noqa: E402
 
 METHODS = ("control", "size", "size-relative", "matched", "mixed", "mixed-matched", "area", "size-area",
-           "mixed-area")
+           "mixed-area", "mixed-area-val")
 #: bands of true object size (px, at the working resolution) for the per-band columns
 BANDS = ((0, 10), (10, 20), (20, 30), (30, 10_000))
 SCORES = ["IoU", "Dice", "E", "signed", "fp", "fn", "empty"] + [f"{k}_{lo}" for lo, _ in BANDS for k in ("E", "IoU")]
-COLUMNS = ["m", "seed", "method", "n_test", *SCORES, "dIoU", "dE", "grad_ratio", "restarts", "seconds"]
+COLUMNS = ["m", "seed", "method", "n_test", *SCORES, "dIoU", "dE", "grad_ratio", "restarts", "seconds",
+           "val_IoU", "area_weight"]
+#: columns that older runs.csv files lack (read as NaN)
+LATER_COLUMNS = ("val_IoU", "area_weight")
 
 
 def load_data(args):
@@ -193,7 +199,8 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, m])
     order = rng.permutation(train_idx)
-    masked, sized = order[:m], order[m:]
+    # --val slices with masks, for choosing a weight (mixed-area-val); none of them trains
+    masked, val_idx, sized = order[:m], order[m:m + args.val], order[m + args.val:]
     torch.manual_seed(seed)
     model = build_model(args.model, in_channels=images.shape[1])
     tau = f" tau={args.noise_scale:g}"
@@ -204,8 +211,8 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
              "size": lambda logits, y, s: squared(logits, y, s) * unit_scale(logits, args.units, 2),
              "size-relative": loss_fn("relative" + tau, 1, seed), "matched": loss_fn("matched", 1, seed)}
     ratio_range = area_ratio_range(masks[masked].sum((1, 2, 3)).numpy(), sizes[masked].numpy(), args.area_margin)
-    terms["area"] = area_term(ratio_range, args.area_weight,
-                              args.noise_scale if args.area_noise_scale is None else args.area_noise_scale, args.units)
+    area_tau = args.noise_scale if args.area_noise_scale is None else args.area_noise_scale
+    terms["area"] = area_term(ratio_range, args.area_weight, area_tau, args.units)
     terms["size-area"] = lambda logits, y, s: terms["size"](logits, y, s) + terms["area"](logits, y, s)
 
     def single(term):
@@ -221,13 +228,15 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
             return terms["bce"](logits[:len(xm)], ym, sm) + weight * terms[term](logits[len(xm):], ys, ss)
         return fn
 
-    def mixed_area(weight):
+    def mixed_area(weight, area=None):
+        area = area or terms["area"]
+
         def fn(net, parts):
             (xm, ym, sm), (xs, ys, ss) = parts
             logits = net(torch.cat([xm, xs]))
             sized_logits = logits[len(xm):]
             return (terms["bce"](logits[:len(xm)], ym, sm) + weight * terms["size"](sized_logits, ys, ss)
-                    + terms["area"](sized_logits, ys, ss))
+                    + area(sized_logits, ys, ss))
         return fn
 
     test = (images[test_idx], masks[test_idx], sizes[test_idx])
@@ -249,7 +258,8 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
         print(f"m {m} seed {seed} pre-training test IoU: " + ", ".join(f"{s}: {v:.3f}" for s, v in curve), flush=True)
     start_state = copy.deepcopy(model.state_dict())
     start = evaluate(model, *test)
-    base = {"m": m, "seed": seed, "n_test": len(test_idx), "grad_ratio": float("nan"), "restarts": restarts}
+    base = {"m": m, "seed": seed, "n_test": len(test_idx), "grad_ratio": float("nan"), "restarts": restarts,
+            "val_IoU": float("nan"), "area_weight": float("nan")}
     rows = [{**base, "method": "pre-trained", **{k: start[k] for k in SCORES}, "dIoU": 0.0, "dE": 0.0,
              "seconds": time.perf_counter() - t0}]
     oracle = oracle_scores(start["logits"], test[1], test[2])
@@ -265,28 +275,49 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
              "area": ([(sized, args.batch)], single("area")),
              "size-area": ([(sized, args.batch)], single("size-area")),
              "mixed-area": ([(masked, half), (sized, args.batch - half)], mixed_area(args.size_weight))}
+    val = (images[val_idx], masks[val_idx], sizes[val_idx])
     # how the size terms' gradients compare with the BCE's on the pre-trained network (one batch each)
     probe = draw([(masked, half), (sized, args.batch - half)], images, masks, sizes, np.random.default_rng(seed))
     model.train()
     bce_norm = grad_norm(model, terms["bce"](model(probe[0][0]), probe[0][1], probe[0][2]))
+    def val_iou(net) -> float:
+        return evaluate(net, *val)["IoU"] if len(val_idx) else float("nan")
+
+    rows[0]["val_IoU"] = val_iou(model)
     for method in args.methods:
         t1 = time.perf_counter()
-        model.load_state_dict(start_state)
-        torch.manual_seed(seed)
-        pools, fn = plans[method]
-        term = {"size": "size", "size-relative": "size-relative", "matched": "matched", "mixed": "size",
-                "mixed-matched": "matched", "area": "area", "size-area": "area", "mixed-area": "area"}.get(method)
-        ratio = float("nan")
-        if term is not None:
-            weight = args.size_weight if method == "mixed" else 1.0  # the area term carries its weight
-            ratio = weight * grad_norm(model, terms[term](model(probe[1][0]), probe[1][1], probe[1][2])) / bce_norm
+        # mixed-area-val: mixed-area at each of --area-weights, the one with the best validation IoU kept
+        weights = args.area_weights if method == "mixed-area-val" else [args.area_weight]
+        best = None
+        for area_weight in weights:
             model.load_state_dict(start_state)
-        train(model, images, masks, sizes, pools, args.finetune_steps, args.finetune_lr, fn,
-              np.random.default_rng([seed, m, 1]))
-        now = evaluate(model, *test)
+            torch.manual_seed(seed)
+            if method == "mixed-area-val":
+                area = area_term(ratio_range, area_weight, area_tau, args.units)
+                pools, fn = plans["mixed-area"][0], mixed_area(args.size_weight, area)
+            else:
+                area = terms["area"]
+                pools, fn = plans[method]
+            term = {"size": terms["size"], "size-relative": terms["size-relative"], "matched": terms["matched"],
+                    "mixed": terms["size"], "mixed-matched": terms["matched"]}.get(method)
+            if method in ("area", "size-area", "mixed-area", "mixed-area-val"):
+                term = area
+            ratio = float("nan")
+            if term is not None:
+                weight = args.size_weight if method == "mixed" else 1.0  # the area term carries its weight
+                ratio = weight * grad_norm(model, term(model(probe[1][0]), probe[1][1], probe[1][2])) / bce_norm
+                model.load_state_dict(start_state)
+            train(model, images, masks, sizes, pools, args.finetune_steps, args.finetune_lr, fn,
+                  np.random.default_rng([seed, m, 1]))
+            score = val_iou(model)
+            if best is None or score > best[0]:
+                best = (score, area_weight, ratio, evaluate(model, *test))
+        score, area_weight, ratio, now = best
+        uses_area = method in ("area", "size-area", "mixed-area", "mixed-area-val")
         rows.append({**base, "method": method, **{k: now[k] for k in SCORES}, "grad_ratio": ratio,
                      "dIoU": now["IoU"] - start["IoU"], "dE": now["E"] - start["E"],
-                     "seconds": time.perf_counter() - t1})
+                     "seconds": time.perf_counter() - t1, "val_IoU": score,
+                     "area_weight": area_weight if uses_area else float("nan")})
     return rows
 
 
@@ -295,11 +326,11 @@ def read_rows(path: Path) -> list[dict]:
         return []
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    if rows and set(rows[0]) != set(COLUMNS):
+    if rows and not set(COLUMNS) - set(LATER_COLUMNS) <= set(rows[0]) <= set(COLUMNS):
         raise SystemExit(f"{path}: written by another version of this script (columns {list(rows[0])}); "
                          "use another --out")
     return [{**r, "m": int(r["m"]), "seed": int(r["seed"]), "n_test": int(r["n_test"]),
-             **{k: float(r[k]) for k in COLUMNS[4:]}} for r in rows]
+             **{k: float(r.get(k, "nan")) for k in COLUMNS[4:]}} for r in rows]
 
 
 def report(rows: list[dict], args) -> str:
@@ -355,6 +386,10 @@ def report(rows: list[dict], args) -> str:
         ratio = mean("grad_ratio")
         cells.append("—" if math.isnan(ratio) else f"{ratio:.3g}")
         lines.append(f"| {x} | " + " | ".join(cells) + " |")
+    chosen = [(r["m"], r["area_weight"]) for r in rows if r["method"] == "mixed-area-val"]
+    if chosen:
+        lines += ["", "mixed-area-val: the area weight chosen on the validation slices, per m (one per seed): "
+                  + "; ".join(f"m = {m}: " + ", ".join(f"{w:g}" for mm, w in chosen if mm == m) for m in ms)]
     settings = {k: v for k, v in vars(args).items() if k not in ("data",)}
     lines += ["", f"Settings: {settings}"]
     return "\n".join(lines) + "\n"
@@ -371,7 +406,8 @@ def main(argv=None) -> int:
     parser.add_argument("--resolution", type=int, default=128, help="working size (block average of the field)")
     parser.add_argument("--m", default="5,10,20,40", help="masked training slices, comma-separated")
     parser.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated")
-    parser.add_argument("--methods", default=",".join(METHODS), help="fine-tuning methods, comma-separated")
+    parser.add_argument("--methods", default=",".join(METHODS[:-1]),
+                        help=f"fine-tuning methods, comma-separated, of {', '.join(METHODS)}")
     parser.add_argument("--model", default="unet-plain", help="network")
     parser.add_argument("--batch", type=int, default=8, help="images per batch")
     parser.add_argument("--lr", type=float, default=1e-3, help="pre-training learning rate (cosine decay to 1 %%)")
@@ -384,6 +420,11 @@ def main(argv=None) -> int:
     parser.add_argument("--area-margin", type=float, default=0.1,
                         help="widening of the masks' area / size^2 range for the area methods")
     parser.add_argument("--area-weight", type=float, default=1.0, help="weight of the area penalty")
+    parser.add_argument("--area-weights", default="0.003,0.01,0.03",
+                        help="mixed-area-val: the area weights tried, comma-separated; the best validation IoU wins")
+    parser.add_argument("--val", type=int, default=0,
+                        help="training slices with masks kept for validation (mixed-area-val chooses by them); "
+                             "they neither pre-train nor carry sizes")
     parser.add_argument("--area-noise-scale", type=float, default=None,
                         help="the area penalty's soft size is of sigmoid(logits / this) (default: --noise-scale)")
     parser.add_argument("--units", choices=("pixels", "image"), default="pixels",
@@ -392,6 +433,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
+    try:
+        args.area_weights = [float(w) for w in args.area_weights.split(",") if w]
+    except ValueError:
+        parser.error(f"--area-weights: expected comma-separated numbers, got {args.area_weights!r}")
+    if not args.area_weights or min(args.area_weights) < 0:
+        parser.error(f"--area-weights: expected weights >= 0, got {args.area_weights!r}")
+    if args.val < 0:
+        parser.error(f"--val: expected a count >= 0, got {args.val}")
+    if "mixed-area-val" in args.methods and args.val < 1:
+        parser.error("--methods: mixed-area-val chooses its area weight on validation slices; give --val N (N >= 1)")
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         parser.error(f"--methods: unknown {unknown}; expected some of {list(METHODS)}")
@@ -412,8 +463,9 @@ def main(argv=None) -> int:
         for seed in (int(v) for v in args.seeds.split(",")):
             if (m, seed) in done:
                 continue
-            if m >= len(train_idx):
-                parser.error(f"--m: {m} masks leave no sized training slice ({len(train_idx)} in all)")
+            if m + args.val >= len(train_idx):
+                parser.error(f"--m, --val: {m} masks and {args.val} validation slices leave no sized training slice "
+                             f"({len(train_idx)} in all)")
             new = run_cell(m, seed, images, masks, sizes, train_idx, test_idx, args)
             rows += new
             text = "\n".join(",".join(str(r[c]) for c in COLUMNS) for r in rows)

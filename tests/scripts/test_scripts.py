@@ -134,6 +134,32 @@ def test_sizes_acdc_image_units_equal_pixel_weights_times_the_pixel_count(tmp_pa
     assert all(v > 0 for v in ratios["pixels"].values())
 
 
+def test_sizes_acdc_chooses_the_area_weight_on_validation_slices(tmp_path, acdc):
+    import csv
+
+    script = _script("sizes_acdc")
+    out = tmp_path / "val"
+    argv = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--field", "16", "--resolution", "16", "--m", "2",
+            "--seeds", "0", "--pretrain-steps", "2", "--finetune-steps", "1", "--batch", "4", "--model", "unet-plain",
+            "--out", str(out), "--val", "3", "--area-weights", "0,0.01,100", "--methods", "mixed-area,mixed-area-val"]
+    assert script.main(argv) == 0
+    rows = {r["method"]: r for r in csv.DictReader(open(out / "runs.csv"))}
+    chosen = rows["mixed-area-val"]
+    assert float(chosen["area_weight"]) in (0.0, 0.01, 100.0)
+    assert 0 <= float(chosen["val_IoU"]) <= 1 and 0 <= float(rows["pre-trained"]["val_IoU"]) <= 1
+    assert "the area weight chosen on the validation slices" in (out / "report.md").read_text()
+    alone = {}  # each weight run on its own: the chosen one has the best validation IoU
+    for w in ("0", "0.01", "100"):
+        assert script.main(argv[:-1] + ["mixed-area", "--area-weight", w, "--out", str(tmp_path / w)]) == 0
+        alone[float(w)] = float(next(r for r in csv.DictReader(open(tmp_path / w / "runs.csv"))
+                                     if r["method"] == "mixed-area")["val_IoU"])
+    assert float(chosen["val_IoU"]) == pytest.approx(max(alone.values()))
+    assert alone[float(chosen["area_weight"])] == pytest.approx(max(alone.values()))
+    for bad in (["--val", "0"], ["--area-weights", "a,b"], ["--area-weights", "-1"], ["--val", "-2"]):
+        with pytest.raises(SystemExit):
+            script.main(argv + bad)
+
+
 def test_acdc_classes_scores_each_class_and_resumes(tmp_path, acdc, capsys):
     import csv
 
