@@ -130,6 +130,14 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
     assert "area bounds: area / size^2 in [" in printed and "widened by 0.2)" in printed
     code = main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft4"), "--area-margin", "-1"])
     assert code == 2 and "area_margin" in capsys.readouterr().err
+    # weights in image units (the same balance at any --shape), and a unit that does not exist
+    assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft5"), "--init", str(init), *TINY,
+                 "--mixed", "--size-units", "image", "--size-weight", "4", "--area-weight", "40",
+                 "--progress", "none"]) == 0
+    capsys.readouterr()
+    code = main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft6"), "--size-units", "cm"])
+    err = capsys.readouterr().err
+    assert code == 2 and "key 'size_units' expects one of pixels, image, got 'cm'" in err and "Traceback" not in err
 
 
 def test_evaluate_counts_masks_and_sizes_and_writes_per_image_iou_and_dice(tmp_path, capsys):
