@@ -29,8 +29,14 @@ sizeseg finetune --data prepared/mine --out runs/mixed-area --init runs/pre/chec
     --area-weight 0.01 --epochs 10 | tee mixed-area.log
 sizeseg finetune --data prepared/mine --out runs/ft-area --init runs/pre/checkpoints/best.ckpt --lr 1e-4 \
     --area-weight 0.01 --epochs 10 | tee ft-area.log
+# the same two in image units (README step 4): weights that hold at any --shape; at 96x96 these are
+# 4/96^2 = 4.3e-4 and 40/96^2 = 4.3e-3 per pixel, where the two runs above used 1e-3 and 0.01
+sizeseg finetune --data prepared/mine --out runs/mixed-area-image --init runs/pre/checkpoints/best.ckpt --lr 1e-4 \
+    --mixed --size-units image --size-weight 4 --area-weight 40 --epochs 10 | tee mixed-area-image.log
+sizeseg finetune --data prepared/mine --out runs/ft-area-image --init runs/pre/checkpoints/best.ckpt --lr 1e-4 \
+    --size-units image --size-weight 4 --area-weight 40 --epochs 10 | tee ft-area-image.log
 # 5. score each on the test split, and write masks at each source image's size
-for run in pre ft mixed control mixed-area ft-area; do
+for run in pre ft mixed control mixed-area ft-area mixed-area-image ft-area-image; do
   sizeseg evaluate --checkpoint runs/$run/checkpoints/best.ckpt --data prepared/mine --split test \
       --out runs/eval-$run | tee evaluate-$run.log
 done
