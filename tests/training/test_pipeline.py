@@ -140,6 +140,8 @@ def test_area_bounds_join_size_training_with_the_masked_images_ratio(tmp_path):
     run = train("finetune", data, tmp_path / "ft", cfg, progress_bar=False, say=said.append)
     assert any(r.get("train/area_bound") for r in _rows(run.metrics_csv))
     assert any(m.startswith("area bounds: area / size^2 in [") for m in said)
+    # 32x32 is a quarter of the size the per-pixel weights suit: the user is told, with the way out
+    assert any(m.startswith("note: size_weight and area_weight are per pixel") and "at 32x32" in m for m in said)
     with pytest.raises(ValueError, match="area_weight > 0 needs the range"):
         loss_terms_for("finetune", cfg)
     with pytest.raises(ValueError, match="area_weight: the area bounds take one class"):
@@ -172,3 +174,24 @@ def test_area_bounds_of_object_lists_use_the_sum_of_squared_sizes():
     assert hi / lo < hi1 / lo1
     assert [t.per_object for t in loss_terms_for("finetune", objects, (lo, hi))[1:]] == [True]
     assert [t.per_object for t in loss_terms_for("finetune", single, (lo1, hi1))[1:]] == [False]
+
+
+@pytest.mark.parametrize("mode, changes, spatial, noted", [
+    ("mixed", {}, (256, 256), True),            # size term vs BCE at 16x the balanced size
+    ("mixed", {}, (32, 32), True),
+    ("mixed", {}, (64, 96), False),             # within 2x of 64x64
+    ("mixed", {"size_units": "image"}, (256, 256), False),
+    ("mixed", {"size_weight": 0.0}, (256, 256), False),  # the mask-only control: one term
+    ("finetune", {}, (256, 256), False),        # the size term alone: Adam does not see its scale
+    ("finetune", {"area_weight": 0.01}, (256, 256), True),
+    ("pretrain", {}, (256, 256), False),
+    ("mixed", {}, (8, 64, 64), False),          # 3D: no balanced size measured
+])
+def test_pixel_units_note_when_per_pixel_weights_meet_another_size(mode, changes, spatial, noted):
+    from sizeseg.training.pipeline import pixel_units_note
+
+    note = pixel_units_note(mode, TrainConfig(**changes), spatial)
+    assert (note is not None) == noted
+    if noted:
+        ratio = spatial[0] * spatial[1] / 4096
+        assert f"~{ratio:.2g}x" in note and "--size-units image" in note

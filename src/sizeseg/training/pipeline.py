@@ -109,6 +109,39 @@ def masked_area_ratio(train, cfg: TrainConfig, classes: int) -> tuple[float, flo
     return area_ratio_range(areas, every[masked], cfg.area_margin)
 
 
+#: The working size at which the default size weight (1e-3) and the README's area weight (0.01) were
+#: balanced against BCE in pixel units: ACDC LV at 64x64 (results/sizes-acdc/).
+BALANCED_PIXELS = 64 * 64
+
+
+def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> str | None:
+    r"""A note for the user when per-pixel weights meet a working size far from the one they suit.
+
+    In pixel units the squared size error grows as N (the pixels of one image) and the squared area
+    violation as N², while BCE, a mean over pixels, does not change; a weight balanced at
+    :data:`BALANCED_PIXELS` is therefore about N / 4096 times too strong at N pixels. The note says
+    so when two or more terms are weighted against each other (``mixed``, or the size and area
+    terms together), the units are ``pixels``, the data are 2D and N is outside [2048, 8192].
+
+    Example:
+        >>> pixel_units_note("mixed", TrainConfig(), (64, 64)) is None
+        True
+        >>> pixel_units_note("mixed", TrainConfig(), (256, 256))[:48]
+        'note: size_weight and area_weight are per pixel '
+    """
+    if mode == "pretrain" or cfg.size_units != "pixels" or len(spatial) != 2:
+        return None
+    if (mode == "mixed") + (cfg.size_weight > 0) + (cfg.area_weight > 0) < 2:
+        return None
+    ratio = spatial[0] * spatial[1] / BALANCED_PIXELS
+    if 0.5 <= ratio <= 2.0:
+        return None
+    return (f"note: size_weight and area_weight are per pixel (size_units 'pixels'), and the default size weight "
+            f"and the README's area weight were balanced against BCE at 64x64; at {spatial[0]}x{spatial[1]} the "
+            f"size term is ~{ratio:.2g}x and the area term ~{ratio ** 2:.2g}x stronger against BCE. --size-units "
+            f"image keeps the balance at any shape (--size-weight 4 --area-weight 40 equal 1e-3 and 0.01 at 64x64)")
+
+
 def load_model(checkpoint: str | Path) -> nn.Module:
     """The network stored in a checkpoint written by a sizeseg training run (in eval mode).
 
@@ -191,6 +224,9 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     for message in messages:
         say(message)
     train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
+    note = pixel_units_note(mode, cfg, tuple(int(n) for n in data.images.shape[2:]))
+    if note:
+        say(note)
     area_ratio = None
     if cfg.area_weight > 0 and mode != "pretrain":
         area_ratio = masked_area_ratio(data.split("train"), cfg, classes)
