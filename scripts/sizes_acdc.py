@@ -27,8 +27,9 @@ the test set. For each m and seed:
      sized half. ``--units image`` measures the squared size error in image sides and the area
      penalty in images (``finetune --size-units image``): the weights then hold at any
      ``--resolution`` (4 and 40 there equal 1e-3 and 0.01 in pixels at 64 px).
-   - ``mixed-area-val``: ``mixed-area`` at each of ``--area-weights``; the network with the best IoU
-     on ``--val`` validation slices is scored. Those slices are drawn from the training patients'
+   - ``mixed-area-val``: ``mixed-area`` at each of ``--area-weights``, each paired with the size weight
+     at the same place in ``--size-weights`` (default: ``--size-weight`` for all); the network with the
+     best IoU on ``--val`` validation slices is scored. Those slices are drawn from the training patients'
      slices after the m masks, and are neither trained on nor used as sizes.
 
 4. On the test slices: IoU, Dice and E (squared size error of the thresholded prediction) per slice,
@@ -67,13 +68,15 @@ from sizeseg.data.bounds import area_ratio_range  # noqa: E402
 
 METHODS = ("control", "size", "size-relative", "matched", "mixed", "mixed-matched", "area", "size-area",
            "mixed-area", "mixed-area-val")
+#: methods whose size term carries --size-weight (recorded in the size_weight column)
+SIZE_WEIGHTED = ("mixed", "mixed-area", "mixed-area-val")
 #: bands of true object size (px, at the working resolution) for the per-band columns
 BANDS = ((0, 10), (10, 20), (20, 30), (30, 10_000))
 SCORES = ["IoU", "Dice", "E", "signed", "fp", "fn", "empty"] + [f"{k}_{lo}" for lo, _ in BANDS for k in ("E", "IoU")]
 COLUMNS = ["m", "seed", "method", "n_test", *SCORES, "dIoU", "dE", "grad_ratio", "restarts", "seconds",
-           "val_IoU", "area_weight"]
+           "val_IoU", "area_weight", "size_weight"]
 #: columns that older runs.csv files lack (read as NaN)
-LATER_COLUMNS = ("val_IoU", "area_weight")
+LATER_COLUMNS = ("val_IoU", "area_weight", "size_weight")
 
 
 def load_data(args):
@@ -259,7 +262,8 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     start_state = copy.deepcopy(model.state_dict())
     start = evaluate(model, *test)
     base = {"m": m, "seed": seed, "n_test": len(test_idx), "grad_ratio": float("nan"), "restarts": restarts,
-            "val_IoU": float("nan"), "area_weight": float("nan")}
+            "val_IoU": float("nan"), "area_weight": float("nan"),
+            "size_weight": float("nan")}
     rows = [{**base, "method": "pre-trained", **{k: start[k] for k in SCORES}, "dIoU": 0.0, "dE": 0.0,
              "seconds": time.perf_counter() - t0}]
     oracle = oracle_scores(start["logits"], test[1], test[2])
@@ -287,14 +291,15 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     for method in args.methods:
         t1 = time.perf_counter()
         # mixed-area-val: mixed-area at each of --area-weights, the one with the best validation IoU kept
-        weights = args.area_weights if method == "mixed-area-val" else [args.area_weight]
+        weights = (list(zip(args.area_weights, args.size_weights)) if method == "mixed-area-val"
+                   else [(args.area_weight, args.size_weight)])
         best = None
-        for area_weight in weights:
+        for area_weight, size_weight in weights:
             model.load_state_dict(start_state)
             torch.manual_seed(seed)
             if method == "mixed-area-val":
                 area = area_term(ratio_range, area_weight, area_tau, args.units)
-                pools, fn = plans["mixed-area"][0], mixed_area(args.size_weight, area)
+                pools, fn = plans["mixed-area"][0], mixed_area(size_weight, area)
             else:
                 area = terms["area"]
                 pools, fn = plans[method]
@@ -311,13 +316,14 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
                   np.random.default_rng([seed, m, 1]))
             score = val_iou(model)
             if best is None or score > best[0]:
-                best = (score, area_weight, ratio, evaluate(model, *test))
-        score, area_weight, ratio, now = best
+                best = (score, area_weight, size_weight, ratio, evaluate(model, *test))
+        score, area_weight, size_weight, ratio, now = best
         uses_area = method in ("area", "size-area", "mixed-area", "mixed-area-val")
         rows.append({**base, "method": method, **{k: now[k] for k in SCORES}, "grad_ratio": ratio,
                      "dIoU": now["IoU"] - start["IoU"], "dE": now["E"] - start["E"],
                      "seconds": time.perf_counter() - t1, "val_IoU": score,
-                     "area_weight": area_weight if uses_area else float("nan")})
+                     "area_weight": area_weight if uses_area else float("nan"),
+                     "size_weight": size_weight if method in SIZE_WEIGHTED else float("nan")})
     return rows
 
 
@@ -386,10 +392,16 @@ def report(rows: list[dict], args) -> str:
         ratio = mean("grad_ratio")
         cells.append("—" if math.isnan(ratio) else f"{ratio:.3g}")
         lines.append(f"| {x} | " + " | ".join(cells) + " |")
-    chosen = [(r["m"], r["area_weight"]) for r in rows if r["method"] == "mixed-area-val"]
+    chosen = [(r["m"], r["area_weight"], r.get("size_weight", math.nan)) for r in rows
+              if r["method"] == "mixed-area-val"]
     if chosen:
-        lines += ["", "mixed-area-val: the area weight chosen on the validation slices, per m (one per seed): "
-                  + "; ".join(f"m = {m}: " + ", ".join(f"{w:g}" for mm, w in chosen if mm == m) for m in ms)]
+        def pair(a, w):
+            return f"{a:g}" if math.isnan(w) else f"{a:g} / {w:g}"
+        if len(set(args.size_weights)) == 1:  # only the area weight varied
+            chosen = [(m, a, math.nan) for m, a, _ in chosen]
+        what = "area weight" if all(math.isnan(w) for _, _, w in chosen) else "area weight / size weight"
+        lines += ["", f"mixed-area-val: the {what} chosen on the validation slices, per m (one per seed): "
+                  + "; ".join(f"m = {m}: " + ", ".join(pair(a, w) for mm, a, w in chosen if mm == m) for m in ms)]
     settings = {k: v for k, v in vars(args).items() if k not in ("data",)}
     lines += ["", f"Settings: {settings}"]
     return "\n".join(lines) + "\n"
@@ -422,6 +434,9 @@ def main(argv=None) -> int:
     parser.add_argument("--area-weight", type=float, default=1.0, help="weight of the area penalty")
     parser.add_argument("--area-weights", default="0.003,0.01,0.03",
                         help="mixed-area-val: the area weights tried, comma-separated; the best validation IoU wins")
+    parser.add_argument("--size-weights", default=None,
+                        help="mixed-area-val: the size weight paired with each of --area-weights, comma-separated "
+                             "(default: --size-weight with every area weight)")
     parser.add_argument("--val", type=int, default=0,
                         help="training slices with masks kept for validation (mixed-area-val chooses by them); "
                              "they neither pre-train nor carry sizes")
@@ -439,6 +454,14 @@ def main(argv=None) -> int:
         parser.error(f"--area-weights: expected comma-separated numbers, got {args.area_weights!r}")
     if not args.area_weights or min(args.area_weights) < 0:
         parser.error(f"--area-weights: expected weights >= 0, got {args.area_weights!r}")
+    try:
+        args.size_weights = ([args.size_weight] * len(args.area_weights) if args.size_weights is None
+                             else [float(w) for w in args.size_weights.split(",") if w])
+    except ValueError:
+        parser.error(f"--size-weights: expected comma-separated numbers, got {args.size_weights!r}")
+    if len(args.size_weights) != len(args.area_weights) or min(args.size_weights) < 0:
+        parser.error(f"--size-weights: expected {len(args.area_weights)} weights >= 0, one per --area-weights, "
+                     f"got {args.size_weights}")
     if args.val < 0:
         parser.error(f"--val: expected a count >= 0, got {args.val}")
     if "mixed-area-val" in args.methods and args.val < 1:

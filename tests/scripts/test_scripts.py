@@ -160,6 +160,30 @@ def test_sizes_acdc_chooses_the_area_weight_on_validation_slices(tmp_path, acdc)
             script.main(argv + bad)
 
 
+def test_sizes_acdc_pairs_size_weights_with_area_weights_on_validation(tmp_path, acdc):
+    import csv
+
+    script = _script("sizes_acdc")
+    argv = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--field", "16", "--resolution", "16", "--m", "2",
+            "--seeds", "0", "--pretrain-steps", "2", "--finetune-steps", "1", "--batch", "4", "--model", "unet-plain",
+            "--val", "3", "--area-weights", "0.01,100", "--size-weights", "1000,0"]
+    assert script.main(argv + ["--out", str(tmp_path / "pairs"), "--methods", "mixed-area-val"]) == 0
+    chosen = next(r for r in csv.DictReader(open(tmp_path / "pairs" / "runs.csv")) if r["method"] == "mixed-area-val")
+    pair = (float(chosen["area_weight"]), float(chosen["size_weight"]))
+    assert pair in ((0.01, 1000.0), (100.0, 0.0))  # the weights travel as pairs, never crossed
+    assert "area weight / size weight chosen" in (tmp_path / "pairs" / "report.md").read_text()
+    # the chosen pair run alone gives the same validation IoU
+    alone = tmp_path / "alone"
+    assert script.main(argv + ["--out", str(alone), "--methods", "mixed-area", "--area-weight", str(pair[0]),
+                               "--size-weight", str(pair[1])]) == 0
+    row = next(r for r in csv.DictReader(open(alone / "runs.csv")) if r["method"] == "mixed-area")
+    assert float(row["val_IoU"]) == pytest.approx(float(chosen["val_IoU"]))
+    assert float(row["size_weight"]) == pair[1]
+    for bad in (["--size-weights", "1"], ["--size-weights", "x,y"], ["--size-weights", "-1,1"]):
+        with pytest.raises(SystemExit):
+            script.main(argv + ["--out", str(tmp_path / "bad"), "--methods", "mixed-area-val"] + bad)
+
+
 def test_acdc_classes_scores_each_class_and_resumes(tmp_path, acdc, capsys):
     import csv
 
