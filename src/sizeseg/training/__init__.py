@@ -10,6 +10,7 @@ import importlib
 
 _WHERE = {
     "TrainConfig": "config",
+    "gradient_balance": "balance", "probe_batch": "balance",
     "SegmentationDataModule": "data", "eval_dataset": "data", "mode_dataset": "data",
     "BCETerm": "loss_terms", "LossTerm": "loss_terms", "ObjectSizeTerm": "loss_terms", "SizeMatchedTerm": "loss_terms",
     "AreaBoundTerm": "loss_terms",

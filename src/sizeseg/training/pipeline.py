@@ -250,8 +250,15 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         start = start_score(model, val, monitor)
         start_weights = copy.deepcopy(model.state_dict())
         say(f"start ({Path(init).name}): {monitor} {start:.4g} on validation")
+    terms = loss_terms_for(mode, cfg, area_ratio)
+    if mode == "mixed" and sum(t.weight > 0 for t in terms) >= 2 and any(t.name == "bce" for t in terms):
+        from sizeseg.training.balance import balance_note, gradient_balance, probe_batch
+
+        # the terms' pull on this network at its start: a weight means nothing without it
+        batch = probe_batch(train_set, min(cfg.batch_size, 16), cfg.mask_fraction, cfg.seed)
+        say(balance_note(gradient_balance(model, terms, batch)))
     module = SegmentationModule(
-        model.train(), loss_terms_for(mode, cfg, area_ratio), lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
+        model.train(), terms, lr=cfg.lr, lr_step=cfg.lr_step, lr_gamma=cfg.lr_gamma,
         model_spec=spec, class_names=data.params.get("classes") if classes > 1 else None,
     )
     datamodule = SegmentationDataModule(
