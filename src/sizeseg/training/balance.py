@@ -1,9 +1,10 @@
 """How strongly each loss term pulls on the network, against BCE: the size of each term's gradient.
 
-A weight is only meaningful against the other terms' gradients, and those depend on the network as
-much as on the data: on ACDC LV at 64x64 the same size weight gave a size term 2-3x BCE's gradient on
-a 0.2 M-parameter U-Net and 5-16x on a ResNet-18-encoder one (results/sizes-acdc/). So mixed training
-reports these ratios at its start, where a user can see them before spending the run.
+A weight is only meaningful against the other terms' gradients, and those depend on the network and
+on how closely it fits its masks as much as on the data: on ACDC LV at 64x64 the same weights gave
+size and area terms of 2-3x BCE's gradient on a 0.2 M-parameter U-Net and 5-16x on a
+ResNet-18-encoder one (results/sizes-acdc/). So mixed training reports these ratios at its start,
+where a user sees them before spending the run.
 """
 
 from __future__ import annotations
@@ -90,5 +91,5 @@ def gradient_balance(model: nn.Module, terms: Sequence[LossTerm], batch: Mapping
 def balance_note(ratios: Mapping[str, float], reference: str = "bce") -> str:
     """One line for the user: each term's gradient against the reference's, at the start of training."""
     parts = ", ".join(f"{name} {ratio:.2g}x" for name, ratio in ratios.items())
-    return (f"gradient at the start, against {reference}'s on one batch: {parts} (on ACDC LV mixed training gained "
-            f"over a mask-only control with the size term at ~1-3x; see results/sizes-acdc/)")
+    return (f"gradient at the start, against {reference}'s on one batch: {parts} (a weight means this much "
+            f"pull on this network; results/sizes-acdc/ lists it beside each result)")
