@@ -195,3 +195,19 @@ def test_pixel_units_note_when_per_pixel_weights_meet_another_size(mode, changes
     if noted:
         ratio = spatial[0] * spatial[1] / 4096
         assert f"~{ratio:.2g}x" in note and "--size-units image" in note
+
+
+@pytest.mark.parametrize("mode, min_epochs, epochs", [("pretrain", None, 5), ("pretrain", 0, 2), ("pretrain", 3, 3),
+                                                      ("finetune", None, 2)])
+def test_early_stopping_waits_for_min_epochs_and_pretraining_waits_by_default(tmp_path, mode, min_epochs, epochs):
+    # lr 1e-12 on a network without running statistics: validation never improves, so patience 1
+    # would stop every run after its second epoch
+    data = tiny_data(24)
+    init = None
+    if mode == "finetune":
+        init = train("pretrain", data, tmp_path / "pre", TrainConfig(**{**CFG, "model": "unet-plain-instancenorm"},
+                                                                     max_epochs=1, m=6), progress_bar=False).best
+    cfg = TrainConfig(**{**CFG, "model": "unet-plain-instancenorm", "lr": 1e-12, "patience": 1}, max_epochs=5, m=6,
+                      min_epochs=min_epochs)
+    run = train(mode, data, tmp_path / "run", cfg, init=init, progress_bar=False)
+    assert sorted({int(r["epoch"]) for r in _rows(run.metrics_csv) if r.get("val/E")}) == list(range(epochs))

@@ -18,6 +18,8 @@ TRAIN_FLAGS = {
     "--lr-gamma": ("lr_gamma", float, "the step schedule's factor"),
     "--batch-size": ("batch_size", int, "images per batch"),
     "--patience": ("patience", int, "early-stopping patience in validations (0: off)"),
+    "--min-epochs": ("min_epochs", int, "epochs before early stopping may end the run (default: 10 for pretrain, "
+                     "whose fresh network can predict no object for several epochs first; 0 for finetune)"),
     "--monitor": ("monitor", str, "validation metric picking the best checkpoint and stopping early: val/IoU, "
                   "val/Dice or val/E; empty: val/IoU for pretrain, val/E for finetune"),
     "--seed": ("seed", int, "seed of the masked subset, initialisation and batch order"),

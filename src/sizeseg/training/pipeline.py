@@ -271,7 +271,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     trainer = make_trainer(
         out_dir, max_epochs=cfg.max_epochs, monitor=monitor, mode=MONITORABLE[monitor], patience=cfg.patience or None,
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, progress_bar=progress == "bar",
-        limit_train_batches=cfg.limit_train_batches, val_every=cfg.val_every,
+        limit_train_batches=cfg.limit_train_batches, val_every=cfg.val_every, min_epochs=cfg.min_epochs_for(mode),
     )
     if progress == "lines":
         trainer.callbacks.append(EpochLines())

@@ -30,6 +30,7 @@ def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
     epochs = math.ceil(epochs / val_every) * val_every  # end on a validated epoch
     return TrainConfig(model=profile.model, lr=profile.lr, batch_size=profile.batch_size, max_epochs=epochs,
                        patience=profile.pretrain_patience, m=m, seed=seed, val_every=val_every, flips=True,
+                       min_epochs=0,  # the profile's step budget and patience govern, as in its recorded runs
                        # val/IoU is pre-training's default: "" keeps the configs of runs cached before `monitor` existed equal
                        monitor="" if profile.pretrain_monitor == "val/IoU" else profile.pretrain_monitor,
                        epoch_items=None, **PAPER_SIZE_LOSS)  # the profile counts steps per pass
