@@ -211,3 +211,29 @@ def test_early_stopping_waits_for_min_epochs_and_pretraining_waits_by_default(tm
                       min_epochs=min_epochs)
     run = train(mode, data, tmp_path / "run", cfg, init=init, progress_bar=False)
     assert sorted({int(r["epoch"]) for r in _rows(run.metrics_csv) if r.get("val/E")}) == list(range(epochs))
+
+
+def test_early_stopping_after_min_epochs_runs_on_when_the_metric_improved_late(tmp_path):
+    # Lightning's Trainer(min_epochs) keeps a stop decided earlier and ends the run at min_epochs even
+    # after the metric improved; EarlyStoppingAfter counts from the best epoch as usual.
+    from types import SimpleNamespace
+
+    from sizeseg.training.trainer import EarlyStoppingAfter
+
+    def run(scores, min_epochs, patience=2):
+        stopper = EarlyStoppingAfter(min_epochs, monitor="val/IoU", mode="max", patience=patience, check_finite=False)
+        trainer = SimpleNamespace(should_stop=False, current_epoch=0, callback_metrics={}, fast_dev_run=False,
+                                  strategy=SimpleNamespace(reduce_boolean_decision=lambda d, all=False: d))
+        for epoch, score in enumerate(scores):
+            trainer.current_epoch = epoch
+            trainer.callback_metrics = {"val/IoU": torch.tensor(score)}
+            stopper._run_early_stopping_check(trainer)
+            if trainer.should_stop:
+                return epoch + 1  # epochs run
+        return len(scores)
+
+    late = [0.4, 0.0, 0.0, 0.0, 0.0, 0.6, 0.7, 0.75, 0.74, 0.73, 0.72, 0.71, 0.70]
+    assert run(late, 0) == 3  # patience 2 alone ends it in the flat phase
+    assert run(late, 4) == 4  # still flat at its 4th epoch: stops there
+    assert run(late, 6) == 10  # improved at its 6th and up to its 8th epoch: two more, then it stops
+    assert run([0.5] * 12, 6) == 6  # no improvement ever: stops right at min_epochs

@@ -109,6 +109,27 @@ def remove_stale_parts(folder: str | Path) -> list[Path]:
     return stale
 
 
+class EarlyStoppingAfter(EarlyStopping):
+    """Lightning's early stopping, except that it may end a run only from the end of epoch ``min_epochs`` on.
+
+    The best score and the count of epochs without improvement are kept from the first epoch, so a
+    run whose metric has not improved for ``patience`` epochs stops right at ``min_epochs``, and one
+    that improved late runs on. (The Trainer's own ``min_epochs`` is not the same: a stop decided
+    before it stays set, and ends the run at ``min_epochs`` even after the metric improved again.)
+    """
+
+    def __init__(self, min_epochs: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.min_epochs = min_epochs
+
+    def _run_early_stopping_check(self, trainer: "pl.Trainer") -> None:
+        before = trainer.should_stop
+        super()._run_early_stopping_check(trainer)
+        if trainer.current_epoch + 1 < self.min_epochs:
+            trainer.should_stop = before  # too early: this callback's decision is dropped
+            self.stopped_epoch = 0
+
+
 def make_trainer(
     out_dir: str | Path,
     max_epochs: int = 50,
@@ -123,6 +144,7 @@ def make_trainer(
     limit_val_batches: int | float | None = None,
     deterministic: bool = False,
     val_every: int = 1,
+    min_epochs: int = 0,
     **trainer_kwargs,
 ) -> pl.Trainer:
     """A Trainer writing CSV logs and checkpoints under ``out_dir``.
@@ -133,7 +155,8 @@ def make_trainer(
       Lightning writes both through a temporary file and a rename.
     - ``out_dir/logs/version_<k>/metrics.csv``: one row per logged epoch, a new version per
       (resumed) run; :func:`merge_metrics` joins them into ``out_dir/metrics.csv``.
-    - Early stopping on ``monitor`` after ``patience`` epochs without improvement (None: off).
+    - Early stopping on ``monitor`` after ``patience`` epochs without improvement (None: off), never
+      before the end of epoch ``min_epochs`` (:class:`EarlyStoppingAfter`).
     - Validation and checkpoints every ``val_every`` epochs (for runs of many tiny epochs).
     - ``strategy="ddp"`` with ``devices=N`` trains on N processes (``accelerator="cpu"`` uses gloo).
 
@@ -149,6 +172,8 @@ def make_trainer(
         raise ValueError(f"mode: expected 'min' or 'max', got {mode!r}")
     if not isinstance(val_every, int) or val_every < 1:
         raise ValueError(f"val_every: expected a positive int, got {val_every!r}")
+    if not isinstance(min_epochs, int) or min_epochs < 0:
+        raise ValueError(f"min_epochs: expected an int >= 0, got {min_epochs!r}")
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise ValueError(f"patience: expected a positive int or None, got {patience!r}")
     out_dir = Path(out_dir)
@@ -167,7 +192,8 @@ def make_trainer(
     callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
                                      enable_version_counter=False, every_n_epochs=val_every))
     if monitor and patience:
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience, check_finite=False))
+        callbacks.append(EarlyStoppingAfter(min_epochs, monitor=monitor, mode=mode, patience=patience,
+                                            check_finite=False))
     if progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if limit_train_batches is not None:
