@@ -262,8 +262,7 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     start_state = copy.deepcopy(model.state_dict())
     start = evaluate(model, *test)
     base = {"m": m, "seed": seed, "n_test": len(test_idx), "grad_ratio": float("nan"), "restarts": restarts,
-            "val_IoU": float("nan"), "area_weight": float("nan"),
-            "size_weight": float("nan")}
+            "val_IoU": float("nan"), "area_weight": float("nan"), "size_weight": float("nan")}
     rows = [{**base, "method": "pre-trained", **{k: start[k] for k in SCORES}, "dIoU": 0.0, "dE": 0.0,
              "seconds": time.perf_counter() - t0}]
     oracle = oracle_scores(start["logits"], test[1], test[2])
@@ -392,16 +391,15 @@ def report(rows: list[dict], args) -> str:
         ratio = mean("grad_ratio")
         cells.append("—" if math.isnan(ratio) else f"{ratio:.3g}")
         lines.append(f"| {x} | " + " | ".join(cells) + " |")
-    chosen = [(r["m"], r["area_weight"], r.get("size_weight", math.nan)) for r in rows
-              if r["method"] == "mixed-area-val"]
+    chosen = [r for r in rows if r["method"] == "mixed-area-val"]
     if chosen:
-        def pair(a, w):
-            return f"{a:g}" if math.isnan(w) else f"{a:g} / {w:g}"
-        if len(set(args.size_weights)) == 1:  # only the area weight varied
-            chosen = [(m, a, math.nan) for m, a, _ in chosen]
-        what = "area weight" if all(math.isnan(w) for _, _, w in chosen) else "area weight / size weight"
+        pairs = len(set(args.size_weights)) > 1  # else only the area weight varied
+        what = "area weight / size weight" if pairs else "area weight"
+
+        def weights(r):
+            return f"{r['area_weight']:g} / {r['size_weight']:g}" if pairs else f"{r['area_weight']:g}"
         lines += ["", f"mixed-area-val: the {what} chosen on the validation slices, per m (one per seed): "
-                  + "; ".join(f"m = {m}: " + ", ".join(pair(a, w) for mm, a, w in chosen if mm == m) for m in ms)]
+                  + "; ".join(f"m = {m}: " + ", ".join(weights(r) for r in chosen if r["m"] == m) for m in ms)]
     settings = {k: v for k, v in vars(args).items() if k not in ("data",)}
     lines += ["", f"Settings: {settings}"]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,11 @@ DEFAULT_SIZE_CRITERION = "squared"
 #: (results/sizes-acdc/, column grad size/BCE), so --mixed trains on both; at 1 the sizes drown the masks.
 #: Size-only fine-tuning under Adam hardly depends on it (Adam's steps do not scale with the loss).
 DEFAULT_SIZE_WEIGHT = 1e-3
+#: epochs before early stopping may end pre-training (``min_epochs`` null). On the README's user path
+#: (results/user-folder/, 49 masks, unet-small, epochs of 64 steps) validation IoU fell to 0 after epoch 1,
+#: the network predicting no object while its training loss kept falling, and came back at epoch 7
+#: (IoU 0.66, then 0.75 at epoch 10): patience 5 had stopped the run at epoch 6 with an IoU-0.37 network.
+PRETRAIN_MIN_EPOCHS = 10
 #: items per epoch a smaller training set is repeated to. Without it, 49 masks at batch 32 made epochs of 2
 #: steps: patience 5 stopped pre-training after 12 steps with the network still at its initial IoU (a user
 #: folder of ACDC slices, results/user-folder/). A fresh U-Net's validation IoU stays flat for its first
@@ -40,18 +45,11 @@ EPOCH_ITEMS = 2048
 DEFAULT_EPOCH_ITEMS: int | None = EPOCH_ITEMS
 
 
-#: epochs before early stopping may end pre-training (``min_epochs`` null). On the README's user path
-#: (results/user-folder/, 49 masks, unet-small, epochs of 64 steps) validation IoU fell to 0 after epoch 1,
-#: the network predicting no object while its training loss kept falling, and came back at epoch 7
-#: (IoU 0.66, then 0.75 at epoch 10): patience 5 had stopped the run at epoch 6 with an IoU-0.37 network.
-PRETRAIN_MIN_EPOCHS = 10
-
-
 def _default_epoch_items() -> int | None:
     return DEFAULT_EPOCH_ITEMS
 #: what runs recorded before a key existed were trained with (for reusing cached runs)
-PREDATING = {"min_epochs": 0, "noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object", "area_weight": 0.0,
-             "area_margin": 0.1, "size_units": "pixels"}
+PREDATING = {"min_epochs": 0, "noise_scale": 1.0, "size_criterion": "squared", "size_loss": "object",
+             "area_weight": 0.0, "area_margin": 0.1, "size_units": "pixels"}
 #: one line per key, for ``--help`` and ``--print-config``
 HELP = {
     "model": "network name: " + ", ".join(MODELS) + " (unet-plain, 0.2 M parameters, trains in minutes on a CPU)",
