@@ -81,6 +81,7 @@ CLI_CASES = {
     "lr-zero": (lambda e, t: _pretrain(e, t, "--lr", "0"), "key 'lr' expects a number > 0, got 0.0"),
     "batch-size-0": (lambda e, t: _pretrain(e, t, "--batch-size", "0"), "key 'batch_size' expects an int >= 1, got 0"),
     "epochs-0": (lambda e, t: _pretrain(e, t, "--epochs", "0"), "key 'max_epochs' expects an int >= 1, got 0"),
+    "min-epochs-neg": (lambda e, t: _pretrain(e, t, "--min-epochs", "-1"), "key 'min_epochs' expects an int >= 0, got -1"),
     "mask-fraction-2": (lambda e, t: ["finetune", "--mixed", "--data", str(e / "prep"), "--out", str(t / "out"),
                                       "--mask-fraction", "2"], "key 'mask_fraction' expects a fraction in [0, 1], got 2.0"),
     "config-size-weight-inf": (lambda e, t: _pretrain(e, t, "--config", _config(e, "size_weight: .inf\n")),
