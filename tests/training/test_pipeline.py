@@ -213,21 +213,28 @@ def test_early_stopping_waits_for_min_epochs_and_pretraining_waits_by_default(tm
     assert sorted({int(r["epoch"]) for r in _rows(run.metrics_csv) if r.get("val/E")}) == list(range(epochs))
 
 
-def test_early_stopping_after_min_epochs_runs_on_when_the_metric_improved_late(tmp_path):
+@pytest.mark.parametrize("on_train_epoch_end", [True, False])
+def test_early_stopping_after_min_epochs_runs_on_when_the_metric_improved_late(on_train_epoch_end):
     # Lightning's Trainer(min_epochs) keeps a stop decided earlier and ends the run at min_epochs even
-    # after the metric improved; EarlyStoppingAfter counts from the best epoch as usual.
+    # after the metric improved; EarlyStoppingAfter counts from the best epoch as usual. Lightning
+    # decides in one of two public hooks, so both are driven here as a fit would call them.
     from types import SimpleNamespace
+
+    from lightning.pytorch.trainer.states import TrainerFn
 
     from sizeseg.training.trainer import EarlyStoppingAfter
 
     def run(scores, min_epochs, patience=2):
-        stopper = EarlyStoppingAfter(min_epochs, monitor="val/IoU", mode="max", patience=patience, check_finite=False)
+        stopper = EarlyStoppingAfter(min_epochs, monitor="val/IoU", mode="max", patience=patience, check_finite=False,
+                                     check_on_train_epoch_end=on_train_epoch_end)
         trainer = SimpleNamespace(should_stop=False, current_epoch=0, callback_metrics={}, fast_dev_run=False,
+                                  sanity_checking=False, state=SimpleNamespace(fn=TrainerFn.FITTING),
                                   strategy=SimpleNamespace(reduce_boolean_decision=lambda d, all=False: d))
         for epoch, score in enumerate(scores):
             trainer.current_epoch = epoch
             trainer.callback_metrics = {"val/IoU": torch.tensor(score)}
-            stopper._run_early_stopping_check(trainer)
+            stopper.on_validation_end(trainer, None)
+            stopper.on_train_epoch_end(trainer, None)
             if trainer.should_stop:
                 return epoch + 1  # epochs run
         return len(scores)

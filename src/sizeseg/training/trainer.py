@@ -122,9 +122,19 @@ class EarlyStoppingAfter(EarlyStopping):
         super().__init__(**kwargs)
         self.min_epochs = min_epochs
 
-    def _run_early_stopping_check(self, trainer: "pl.Trainer") -> None:
+    # Lightning decides in one of these two public hooks (which one depends on
+    # ``check_on_train_epoch_end``); wrapping both keeps to its public API.
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         before = trainer.should_stop
-        super()._run_early_stopping_check(trainer)
+        super().on_validation_end(trainer, pl_module)
+        self._drop_early_decision(trainer, before)
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        before = trainer.should_stop
+        super().on_train_epoch_end(trainer, pl_module)
+        self._drop_early_decision(trainer, before)
+
+    def _drop_early_decision(self, trainer: "pl.Trainer", before: bool) -> None:
         if trainer.current_epoch + 1 < self.min_epochs:
             trainer.should_stop = before  # too early: this callback's decision is dropped
             self.stopped_epoch = 0
