@@ -154,9 +154,12 @@ def _config(args: argparse.Namespace):
     from sizeseg.training import TrainConfig
 
     flags = {key: getattr(args, key) for key in TrainConfig.keys() if getattr(args, key, None) is not None}
+    # errors name the flag the user typed, not the config key behind it
+    labels = {key: flag for flag, (key, _, _) in {**TRAIN_FLAGS, **PRETRAIN_FLAGS, **FINETUNE_FLAGS}.items()}
+    labels["flips"] = "--no-flips"
     if args.config:
-        return TrainConfig.from_yaml(args.config, overrides=flags)
-    return TrainConfig.from_mapping(flags, source="flags")
+        return TrainConfig.from_yaml(args.config, overrides=flags, labels=labels)
+    return TrainConfig.from_mapping(flags, source="flags", labels={k: v for k, v in labels.items() if k in flags})
 
 
 def _given_model(args: argparse.Namespace) -> str | None:

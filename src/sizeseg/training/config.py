@@ -242,8 +242,13 @@ class TrainConfig:
         return dataclasses.replace(defaults, **clean)
 
     @classmethod
-    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None) -> "TrainConfig":
-        """Read a YAML mapping of settings from ``path``; ``overrides`` (e.g. flags) win."""
+    def from_yaml(cls, path: str | Path, overrides: Mapping[str, Any] | None = None,
+                  labels: Mapping[str, str] | None = None) -> "TrainConfig":
+        """Read a YAML mapping of settings from ``path``; ``overrides`` (e.g. flags) win.
+
+        ``labels`` name the overrides in errors (e.g. ``{"lr": "--lr"}``); a bad value read from the
+        file is named ``path: key 'k'``.
+        """
         import yaml
 
         path = Path(path)
@@ -255,7 +260,9 @@ class TrainConfig:
             raise ValueError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(values, Mapping):
             raise ValueError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
-        return cls.from_mapping({**values, **(overrides or {})}, source=str(path))
+        overrides = dict(overrides or {})
+        return cls.from_mapping({**values, **overrides}, source=str(path),
+                                labels={k: v for k, v in (labels or {}).items() if k in overrides})
 
     def check_hardware(self) -> None:
         """Raise a ValueError when ``accelerator`` / ``devices`` ask for devices this machine lacks."""
