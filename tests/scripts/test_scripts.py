@@ -330,3 +330,22 @@ def test_saturation_shares_match_a_hand_computation():
     # T = 0.1: |z| / T = 50 saturates three pixels; one of them is foreground outside the LV
     assert shares(z, lv, temperature=0.1) == pytest.approx({"fg": 0.5, "true_fg": 0.5, "saturated": 0.75,
                                                             "saturated_fg_outside": 0.25})
+
+
+def test_user_folder_path_refuses_an_unknown_run_before_any_work(tmp_path):
+    import subprocess
+
+    script = SCRIPTS / "user_folder_path.sh"
+    done = subprocess.run(["bash", str(script), str(SCRIPTS.parent), str(tmp_path / "no-acdc"), "0", "unet-small",
+                           "control bogus"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "RUNS: unknown run 'bogus'; expected some of:" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing exported, prepared or trained
+
+
+def test_user_folder_path_runs_the_readmes_step_4_flags():
+    # the recorded user-folder runs are the README's recipe, word for word
+    script = (SCRIPTS / "user_folder_path.sh").read_text()
+    readme = (SCRIPTS.parent / "README.md").read_text()
+    recipe = "--mixed --size-units image --size-weight 4 --area-weight 40"
+    assert f'[mixed-area-image]="{recipe}"' in script and recipe in readme
