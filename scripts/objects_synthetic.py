@@ -71,7 +71,7 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate of every arm")
     parser.add_argument("--model", default="unet-plain")
     parser.add_argument("--criteria", default="relative,symmetric", help="size criteria of both size arms, comma-separated")
-    parser.add_argument("--size-weight", type=float, default=1.0, help="size-term weight of both size arms")
+    parser.add_argument("--size-weight", type=float, default=1.0, help="size-term weight of both size arms, per pixel")
     parser.add_argument("--noise-scale", type=float, default=0.25, help="the size losses' noise scale tau")
     parser.add_argument("--samples", type=int, default=1, help="sampled masks per image and step of the size losses")
     parser.add_argument("--arms", default="objects,object,masks")
@@ -185,7 +185,8 @@ def main(argv=None) -> int:
             for mode, area, criterion in itertools.product(args.modes, args.area_weights, args.criteria):
                 cfg = TrainConfig(**common, epoch_items=None, size_loss=arm, size_criterion=criterion,
                                   size_weight=args.size_weight, noise_scale=args.noise_scale, n_samples=args.samples,
-                                  area_weight=area, area_margin=args.area_margin)
+                                  area_weight=area, area_margin=args.area_margin,
+                                  size_units="pixels")  # --size-weight and --area-weights are per pixel
                 name = f"{arm}-{criterion}-w{args.size_weight:g}-tau{args.noise_scale:g}"
                 if args.samples > 1:
                     name += f"-n{args.samples}"

@@ -100,7 +100,8 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
         assert settings == {k: getattr(library, k) for k in PAPER_SIZE_LOSS} != PAPER_SIZE_LOSS
     assert stage_settings(FINETUNE_STAGES["size-matched"][2]) == {"size_matched_weight": 1.0}
     area = stage_settings(FINETUNE_STAGES["mixed (area bounds)"][2])
-    assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "area_weight": 0.01}
+    assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "area_weight": 40.0}
+    assert area["size_units"] == "image" and PAPER_SIZE_LOSS["size_units"] == "pixels"
 
 
 def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):

@@ -343,9 +343,23 @@ def test_user_folder_path_refuses_an_unknown_run_before_any_work(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing exported, prepared or trained
 
 
-def test_user_folder_path_runs_the_readmes_step_4_flags():
-    # the recorded user-folder runs are the README's recipe, word for word
+def test_user_folder_path_runs_the_readmes_step_4_settings():
+    # the recorded user-folder runs train with the README's recipe: its flags and the script's give one config
+    import re
+
+    from sizeseg.cli import build_parser
+    from sizeseg.commands.train import _config
+
     script = (SCRIPTS / "user_folder_path.sh").read_text()
     readme = (SCRIPTS.parent / "README.md").read_text()
-    recipe = "--mixed --size-units image --size-weight 4 --area-weight 40"
-    assert f'[mixed-area-image]="{recipe}"' in script and recipe in readme
+    lines = readme.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("sizeseg finetune --data prepared/mine --out runs/ft "))
+    step4 = lines[start + 1].split()
+    recorded = re.search(r'\[mixed-area-image\]="(.*)"', script).group(1).split()
+    assert step4 == ["--mixed", "--area-weight", "40"]
+
+    def config(flags):
+        return _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o", *flags]))
+
+    assert config(step4) == config(recorded) != config(["--mixed"])

@@ -212,9 +212,11 @@ def test_image_units_leave_relative_criteria_and_reject_unknown_units():
 
 
 def test_config_and_pipeline_pass_the_size_units():
-    cfg = TrainConfig(size_units="image", area_weight=40.0)
-    terms = loss_terms_for("mixed", cfg, area_ratio=(1.0, 2.0))
-    assert [t.units for t in terms if hasattr(t, "units")] == ["image", "image"]
-    assert TrainConfig().size_units == "pixels"
+    for units in ("image", "pixels"):
+        cfg = TrainConfig(size_units=units, area_weight=40.0)
+        terms = loss_terms_for("mixed", cfg, area_ratio=(1.0, 2.0))
+        assert [t.units for t in terms if hasattr(t, "units")] == [units, units]
+    # image units by default: the default weight balances the terms at any working shape
+    assert (TrainConfig().size_units, TrainConfig().size_weight) == ("image", 4.0)
     with pytest.raises(ValueError, match="key 'size_units' expects one of pixels, image, got 'cm'"):
         TrainConfig.from_mapping({"size_units": "cm"})

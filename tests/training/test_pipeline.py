@@ -129,7 +129,9 @@ def test_area_bounds_join_size_training_with_the_masked_images_ratio(tmp_path):
     from sizeseg.training.pipeline import loss_terms_for, masked_area_ratio
 
     data = tiny_data(24)
-    cfg = TrainConfig(**CFG, max_epochs=1, m=6, limit_train_batches=2, area_weight=0.1)
+    # per-pixel weights: 1e-3 and 0.1 at 32x32 weigh as 1.02 and 102 in image units
+    cfg = TrainConfig(**CFG, max_epochs=1, m=6, limit_train_batches=2, area_weight=0.1, size_units="pixels",
+                      size_weight=1e-3)
     train_split = data.split("train")
     masked = np.flatnonzero(choose_masked(train_split.has_mask, 6, 0))
     direct = area_ratio_range(train_split.masks[masked].sum((1, 2)), train_split.sizes[masked], 0.1)
@@ -140,8 +142,10 @@ def test_area_bounds_join_size_training_with_the_masked_images_ratio(tmp_path):
     run = train("finetune", data, tmp_path / "ft", cfg, progress_bar=False, say=said.append)
     assert any(r.get("train/area_bound") for r in _rows(run.metrics_csv))
     assert any(m.startswith("area bounds: area / size^2 in [") for m in said)
-    # 32x32 is a quarter of the size the per-pixel weights suit: the user is told, with the way out
-    assert any(m.startswith("note: size_weight and area_weight are per pixel") and "at 32x32" in m for m in said)
+    # 32x32 is a quarter of the size 1e-3 per pixel suits: the user is told, with the way out
+    assert any(m.startswith("note: size_units 'pixels' makes the weights per pixel; at 32x32") and
+               "size_weight 1.02 (~0.26x the default 4)" in m and "area_weight 102 (~2.6x the README's 40)" in m
+               for m in said)
     with pytest.raises(ValueError, match="area_weight > 0 needs the range"):
         loss_terms_for("finetune", cfg)
     with pytest.raises(ValueError, match="area_weight: the area bounds take one class"):
@@ -176,25 +180,41 @@ def test_area_bounds_of_object_lists_use_the_sum_of_squared_sizes():
     assert [t.per_object for t in loss_terms_for("finetune", single, (lo1, hi1))[1:]] == [False]
 
 
-@pytest.mark.parametrize("mode, changes, spatial, noted", [
-    ("mixed", {}, (256, 256), True),            # size term vs BCE at 16x the balanced size
-    ("mixed", {}, (32, 32), True),
-    ("mixed", {}, (64, 96), False),             # within 2x of 64x64
-    ("mixed", {"size_units": "image"}, (256, 256), False),
-    ("mixed", {"size_weight": 0.0}, (256, 256), False),  # the mask-only control: one term
-    ("finetune", {}, (256, 256), False),        # the size term alone: Adam does not see its scale
-    ("finetune", {"area_weight": 0.01}, (256, 256), True),
-    ("pretrain", {}, (256, 256), False),
-    ("mixed", {}, (8, 64, 64), False),          # 3D: no balanced size measured
+PER_PIXEL = {"size_units": "pixels", "size_weight": 1e-3}
+
+
+@pytest.mark.parametrize("mode, changes, spatial, ratio", [
+    ("mixed", PER_PIXEL, (256, 256), 16.384),     # 1e-3 x 256^2 = 65.5 in image units, 16x the default 4
+    ("mixed", PER_PIXEL, (32, 32), 0.256),
+    ("mixed", PER_PIXEL, (64, 96), None),         # within 2x of the balance
+    ("mixed", {}, (256, 256), None),              # image units: the default balance at any shape
+    ("mixed", {"size_units": "pixels"}, (64, 64), 4096.0),  # the image-unit default read per pixel
+    ("mixed", {**PER_PIXEL, "size_weight": 0.0}, (256, 256), None),  # the mask-only control: one term
+    ("finetune", PER_PIXEL, (256, 256), None),    # the size term alone: Adam does not see its scale
+    ("finetune", {**PER_PIXEL, "area_weight": 0.01}, (256, 256), 16.384),
+    ("mixed", {**PER_PIXEL, "size_criterion": "relative"}, (256, 256), None),  # no unit: nothing to scale
+    ("pretrain", PER_PIXEL, (256, 256), None),
+    ("mixed", PER_PIXEL, (16, 16, 16), 0.064),    # 3D: 1e-3 x (16^3)^(2/3) = 0.256
 ])
-def test_pixel_units_note_when_per_pixel_weights_meet_another_size(mode, changes, spatial, noted):
+def test_pixel_units_note_when_per_pixel_weights_are_far_from_the_balance(mode, changes, spatial, ratio):
     from sizeseg.training.pipeline import pixel_units_note
 
     note = pixel_units_note(mode, TrainConfig(**changes), spatial)
-    assert (note is not None) == noted
-    if noted:
-        ratio = spatial[0] * spatial[1] / 4096
-        assert f"~{ratio:.2g}x" in note and "--size-units image" in note
+    assert (note is None) == (ratio is None)
+    if ratio is not None:
+        assert f"(~{ratio:.2g}x the default 4)" in note and "image units, the default units" in note
+
+
+def test_pixel_units_note_scales_the_area_weight_by_the_pixel_count():
+    # the area penalty in pixels, (A - b)^2 / N, grows as N at a finer grid: 0.01 per pixel at 128x128
+    # weighs as 0.01 x 16384 = 164 in image units, ~4.1x the README's 40
+    from sizeseg.training.pipeline import pixel_units_note
+
+    note = pixel_units_note("finetune", TrainConfig(size_units="pixels", size_weight=0.0, area_weight=0.01,
+                                                    ), (128, 128))
+    assert note is None  # one weighted term: nothing to balance against
+    note = pixel_units_note("mixed", TrainConfig(size_units="pixels", size_weight=0.0, area_weight=0.01), (128, 128))
+    assert "area_weight 164 (~4.1x the README's 40)" in note and "size_weight" not in note
 
 
 @pytest.mark.parametrize("mode, min_epochs, epochs", [("pretrain", None, 5), ("pretrain", 0, 2), ("pretrain", 3, 3),

@@ -24,11 +24,17 @@ SIZE_UNITS = ("pixels", "image")
 #: one, (t - s)^2 / t^2, raised it and lost the most IoU: the relative error weighs the 1-2 px quantisation
 #: errors of the smallest objects most, and hardly moves the large ones.
 DEFAULT_SIZE_CRITERION = "squared"
-#: weight of the size term. The squared error is in pixels^2 and BCE a mean over pixels: at weight 1e-3 the
-#: size term's gradient on a pre-trained network is within a few times BCE's for objects of ~5-30 px
-#: (results/sizes-acdc/, column grad size/BCE), so --mixed trains on both; at 1 the sizes drown the masks.
-#: Size-only fine-tuning under Adam hardly depends on it (Adam's steps do not scale with the loss).
-DEFAULT_SIZE_WEIGHT = 1e-3
+#: units of the size and area terms. Image units (sizes in image sides, areas in images), so that one weight
+#: balances the size term against BCE (a mean over pixels) at any working shape: in pixels the squared size
+#: error grows as the image's pixel count N, so the per-pixel weight chosen at 64x64 was 16x too strong at
+#: prepare folder's default 256x256, and --mixed there trained on the sizes alone. At 64x64 the two agree.
+DEFAULT_SIZE_UNITS = "image"
+#: weight of the size term, in image units: 4 equals the per-pixel 1e-3 at 64x64 (4 / 64^2), where it was
+#: chosen. There the size term's gradient on a pre-trained network is within a few times BCE's for objects of
+#: ~5-30 px (results/sizes-acdc/, column grad size/BCE), so --mixed trains on both; at 1000x that the sizes
+#: drown the masks. Size-only fine-tuning under Adam hardly depends on it (Adam's steps do not scale with the
+#: loss). With ``size_units: pixels`` (the papers' units) this value is far too strong: use about 1e-3.
+DEFAULT_SIZE_WEIGHT = 4.0
 #: epochs before early stopping may end pre-training (``min_epochs`` null). On the README's user path
 #: (results/user-folder/, 49 masks, unet-small, epochs of 64 steps) validation IoU fell to 0 after epoch 1,
 #: the network predicting no object while its training loss kept falling, and came back at epoch 7
@@ -70,12 +76,13 @@ HELP = {
                       "or symmetric ((t - s)^2 / max(t, s)^2: a spurious or missed object costs 1)",
     "size_loss": "object (SizeLoss on each class's largest size) or objects (ObjectSizeLoss on each class's "
                  "list of object sizes; needs size lists)",
-    "size_units": "pixels (sizes in px, areas in px^2: the papers', and what the default weights are for) or "
-                  "image (sizes in image sides, areas in images: the same weights at any working resolution; "
-                  "size_weight 4 and area_weight 40 equal 1e-3 and 0.01 at 64x64)",
+    "size_units": "image (sizes in image sides, areas in images: one weight balances the terms at any working "
+                  "shape; the default weight is for these) or pixels (sizes in px, areas in px^2: the papers'; "
+                  "size_weight 4 and area_weight 40 in image units equal 1e-3 and 0.01 per pixel at 64x64)",
     "bce_weight": "weight of the BCE term on masks",
-    "size_weight": "weight of the size term; the default balances squared sizes (px^2) against BCE in mixed "
-                   "training for objects of ~5-30 px (size-only fine-tuning hardly depends on it)",
+    "size_weight": "weight of the size term; the default (in image units) balances the squared size error "
+                   "against BCE in mixed training (size-only fine-tuning hardly depends on it); about 1e-3 with "
+                   "size_units pixels",
     "size_matched_weight": "weight of BCE to the prediction moved onto each annotated size (0: off)",
     "area_weight": "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft area (paper 2's "
                    "penalty; lo, hi measured on the masked training images; 0: off)",
@@ -116,9 +123,9 @@ class TrainConfig:
             see :data:`DEFAULT_SIZE_CRITERION`), ``relative`` ((t - s)^2 / t^2) or ``absolute``.
         size_loss: ``object`` (SizeLoss: each class's largest object) or ``objects``
             (ObjectSizeLoss: each class's list of object sizes, ``extra["object_sizes"]``).
-        size_units: ``pixels`` (the default) or ``image``: the unit of the size and area terms
-            (:func:`sizeseg.training.loss_terms.unit_scale`); in image units a weight does not depend
-            on the working resolution.
+        size_units: ``image`` (the default, :data:`DEFAULT_SIZE_UNITS`) or ``pixels`` (the papers'): the
+            unit of the size and area terms (:func:`sizeseg.training.loss_terms.unit_scale`); in image
+            units a weight does not depend on the working resolution.
         bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms (see
             :data:`DEFAULT_SIZE_WEIGHT`).
         size_matched_weight: weight of the size-matched pseudo-label BCE in size fine-tuning and
@@ -150,7 +157,7 @@ class TrainConfig:
     noise_scale: float = DEFAULT_NOISE_SCALE
     size_criterion: str = DEFAULT_SIZE_CRITERION
     size_loss: str = "object"
-    size_units: str = "pixels"
+    size_units: str = DEFAULT_SIZE_UNITS
     bce_weight: float = 1.0
     size_weight: float = DEFAULT_SIZE_WEIGHT
     size_matched_weight: float = 0.0

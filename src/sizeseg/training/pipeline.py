@@ -109,37 +109,53 @@ def masked_area_ratio(train, cfg: TrainConfig, classes: int) -> tuple[float, flo
     return area_ratio_range(areas, every[masked], cfg.area_margin)
 
 
-#: The working size at which the default size weight (1e-3) and the README's area weight (0.01) were
-#: balanced against BCE in pixel units: ACDC LV at 64x64 (results/sizes-acdc/).
-BALANCED_PIXELS = 64 * 64
+#: The area weight, in image units, that README step 4 recommends (0.01 per pixel at 64x64, where it was
+#: chosen on ACDC LV: results/sizes-acdc/); the size weight's is the default, DEFAULT_SIZE_WEIGHT.
+RECOMMENDED_AREA_WEIGHT = 40.0
 
 
 def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> str | None:
-    r"""A note for the user when per-pixel weights meet a working size far from the one they suit.
+    r"""A note for the user when per-pixel weights are far from the balance the defaults strike.
 
-    In pixel units the squared size error grows as N (the pixels of one image) and the squared area
-    violation as N², while BCE, a mean over pixels, does not change; a weight balanced at
-    :data:`BALANCED_PIXELS` is therefore about N / 4096 times too strong at N pixels. The note says
-    so when two or more terms are weighted against each other (``mixed``, or the size and area
-    terms together), the units are ``pixels``, the data are 2D and N is outside [2048, 8192].
+    In pixel units the squared size error grows as :math:`N^{2/d}` (N pixels or voxels of one
+    image, d dimensions) and the area penalty as N, while BCE, a mean over pixels, does not change.
+    A per-pixel weight w therefore weighs as :math:`w N^{2/d}` (size) or :math:`w N` (area) would in
+    image units (:func:`~sizeseg.training.loss_terms.unit_scale`). The note says so when two or more
+    terms are weighted against each other (``mixed``, or the size and area terms together), the
+    units are ``pixels``, and either equivalent is more than 2x from the balance of the defaults
+    (the default size weight for the squared error; :data:`RECOMMENDED_AREA_WEIGHT`).
 
     Example:
-        >>> pixel_units_note("mixed", TrainConfig(), (64, 64)) is None
+        >>> pixel_units_note("mixed", TrainConfig(size_units="pixels", size_weight=1e-3), (64, 64)) is None
         True
-        >>> pixel_units_note("mixed", TrainConfig(), (256, 256))[:48]
-        'note: size_weight and area_weight are per pixel '
+        >>> pixel_units_note("mixed", TrainConfig(size_units="pixels", size_weight=1e-3), (256, 256))[:44]
+        "note: size_units 'pixels' makes the weights "
     """
-    if mode == "pretrain" or cfg.size_units != "pixels" or len(spatial) != 2:
+    from sizeseg.losses.size_criteria import get_criterion
+    from sizeseg.training.config import DEFAULT_SIZE_WEIGHT
+    from sizeseg.training.loss_terms import unit_scale
+
+    if mode == "pretrain" or cfg.size_units != "pixels":
         return None
     if (mode == "mixed") + (cfg.size_weight > 0) + (cfg.area_weight > 0) < 2:
         return None
-    ratio = spatial[0] * spatial[1] / BALANCED_PIXELS
-    if 0.5 <= ratio <= 2.0:
+    shape = torch.empty((1, 1, *spatial), device="meta")
+    parts, off = [], False
+    degree = get_criterion(cfg.size_criterion).degree
+    if cfg.size_weight > 0 and degree == 2:  # the default weight is for the squared error
+        equal = cfg.size_weight / unit_scale(shape, "image", degree)
+        parts.append(f"size_weight {equal:.3g} (~{equal / DEFAULT_SIZE_WEIGHT:.2g}x the default {DEFAULT_SIZE_WEIGHT:g})")
+        off |= not 0.5 <= equal / DEFAULT_SIZE_WEIGHT <= 2
+    if cfg.area_weight > 0:
+        equal = cfg.area_weight / unit_scale(shape, "image", len(spatial))
+        parts.append(f"area_weight {equal:.3g} (~{equal / RECOMMENDED_AREA_WEIGHT:.2g}x the README's "
+                     f"{RECOMMENDED_AREA_WEIGHT:g})")
+        off |= not 0.5 <= equal / RECOMMENDED_AREA_WEIGHT <= 2
+    if not off:
         return None
-    return (f"note: size_weight and area_weight are per pixel (size_units 'pixels'), and the default size weight "
-            f"and the README's area weight were balanced against BCE at 64x64; at {spatial[0]}x{spatial[1]} the "
-            f"size term is ~{ratio:.2g}x and the area term ~{ratio ** 2:.2g}x stronger against BCE. --size-units "
-            f"image keeps the balance at any shape (--size-weight 4 --area-weight 40 equal 1e-3 and 0.01 at 64x64)")
+    return (f"note: size_units 'pixels' makes the weights per pixel; at {'x'.join(map(str, spatial))} they weigh "
+            f"against BCE as {' and '.join(parts)} would in image units, the default units, which keep one "
+            f"balance at any shape")
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:

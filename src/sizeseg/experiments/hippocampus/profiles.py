@@ -60,13 +60,14 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     "mixed": ("mixed", "mixed", {}),
     # SizeLoss plus BCE to the prediction moved onto the annotated size (sizeseg.ops.size_match).
     "size-matched": ("size_matched", "finetune", {"size_matched_weight": 1.0}),
-    # the library's size loss instead of the paper's (noise scale 0.25, squared error, weight 1e-3; see
-    # sizeseg.training.config): do the defaults chosen on ACDC LV leave these small objects no worse off?
+    # the library's size loss instead of the paper's (noise scale 0.25, squared error, weight 4 in image
+    # units; see sizeseg.training.config): do the defaults chosen on ACDC LV leave these small objects no
+    # worse off? (Runs recorded before the default units became image units used 1e-3 per pixel.)
     "size (defaults)": ("finetune_defaults", "finetune", {"defaults": True}),
     "mixed (defaults)": ("mixed_defaults", "mixed", {"defaults": True}),
-    # and with the area bounds the sizes imply (finetune --mixed --area-weight 0.01), which beat the
-    # mask-only control on ACDC LV (results/sizes-acdc/): do they on objects of 2-10 px?
-    "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, "area_weight": 0.01}),
+    # and with the area bounds the sizes imply (finetune --mixed --area-weight 40, README step 4), which
+    # beat the mask-only control on ACDC LV (results/sizes-acdc/): do they on objects of 2-10 px?
+    "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, "area_weight": 40.0}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.

@@ -13,9 +13,9 @@ from sizeseg.experiments.hippocampus.profiles import FINETUNE_STAGES, ORACLE_STA
 from sizeseg.experiments.hippocampus.reports import report_pretraining, report_samples
 from sizeseg.experiments.report import read_csv, write_json
 
-#: the paper's size loss (logistic noise of scale 1, squared error, weight 1 beside BCE's): this experiment
-#: reproduces it
-PAPER_SIZE_LOSS = {"noise_scale": 1.0, "size_criterion": "squared", "size_weight": 1.0}
+#: the paper's size loss (logistic noise of scale 1, squared error in pixels, weight 1 beside BCE's): this
+#: experiment reproduces it
+PAPER_SIZE_LOSS = {"noise_scale": 1.0, "size_criterion": "squared", "size_weight": 1.0, "size_units": "pixels"}
 
 
 def pretrain_config(profile: Profile, m: int | None, n_train: int, seed: int):
