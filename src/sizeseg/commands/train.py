@@ -35,7 +35,7 @@ FINETUNE_FLAGS = {
                       "the default, in image units, balances the squared size error against BCE at any --shape "
                       "(about 1e-3 with --size-units pixels)"),
     "--bce-weight": ("bce_weight", float, "mixed mode: weight of the BCE term on the masks"),
-    "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: squared (the paper's, in pixels^2), "
+    "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: squared (the paper's), "
                          "relative ((t - s)^2 / t^2), absolute or symmetric ((t - s)^2 / max(t, s)^2: with "
                          "--size-loss objects a spurious or missed object costs 1)"),
     "--noise-scale": ("noise_scale", float, "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); "
@@ -45,10 +45,10 @@ FINETUNE_FLAGS = {
     "--size-loss": ("size_loss", str, "object: SizeLoss on each class's largest object (one size per class); objects: "
                     "ObjectSizeLoss on each class's list of object sizes (--sizes with lists, or data with size lists)"),
     "--size-matched-weight": ("size_matched_weight", float,
-                              "weight of BCE to the prediction moved onto each annotated size (0: off, the default)"),
+                              "weight of BCE to the prediction moved onto each annotated size (0: off)"),
     "--area-weight": ("area_weight", float, "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft "
-                      "area, lo and hi measured on the masked training images (0: off, the default; one class; 40 is "
-                      "README step 4's, in the default image units)"),
+                      "area, lo and hi measured on the masked training images (0: off; one class; 40 is README "
+                      "step 4's, in the default image units)"),
     "--size-units": ("size_units", str, "image: sizes in image sides and areas in images, so that a weight holds "
                      "at any --shape (the default weight is for these) or pixels: sizes in px and areas in px^2 "
                      "(the papers'; --size-weight 4 --area-weight 40 in image units equal 1e-3 and 0.01 per pixel "
