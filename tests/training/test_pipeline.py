@@ -203,6 +203,8 @@ def test_pixel_units_note_when_per_pixel_weights_are_far_from_the_balance(mode, 
     assert (note is None) == (ratio is None)
     if ratio is not None:
         assert f"(~{ratio:.2g}x the default 4)" in note and "image units, the default units" in note
+        n = np.prod(spatial) ** (2 / len(spatial))  # the per-pixel weight that equals 4 in image units
+        assert note.split("that balance per pixel here: ")[1].startswith(f"size_weight {4 / n:.2g}")
 
 
 def test_pixel_units_note_scales_the_area_weight_by_the_pixel_count():
@@ -215,6 +217,7 @@ def test_pixel_units_note_scales_the_area_weight_by_the_pixel_count():
     assert note is None  # one weighted term: nothing to balance against
     note = pixel_units_note("mixed", TrainConfig(size_units="pixels", size_weight=0.0, area_weight=0.01), (128, 128))
     assert "area_weight 164 (~4.1x the README's 40)" in note and "size_weight" not in note
+    assert note.endswith("that balance per pixel here: area_weight 0.0024")  # 40 / 128^2
 
 
 @pytest.mark.parametrize("mode, min_epochs, epochs", [("pretrain", None, 5), ("pretrain", 0, 2), ("pretrain", 3, 3),

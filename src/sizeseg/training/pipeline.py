@@ -140,22 +140,24 @@ def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> s
     if (mode == "mixed") + (cfg.size_weight > 0) + (cfg.area_weight > 0) < 2:
         return None
     shape = torch.empty((1, 1, *spatial), device="meta")
-    parts, off = [], False
+    parts, balanced, off = [], [], False
     degree = get_criterion(cfg.size_criterion).degree
     if cfg.size_weight > 0 and degree == 2:  # the default weight is for the squared error
         equal = cfg.size_weight / unit_scale(shape, "image", degree)
         parts.append(f"size_weight {equal:.3g} (~{equal / DEFAULT_SIZE_WEIGHT:.2g}x the default {DEFAULT_SIZE_WEIGHT:g})")
+        balanced.append(f"size_weight {DEFAULT_SIZE_WEIGHT * unit_scale(shape, 'image', degree):.2g}")
         off |= not 0.5 <= equal / DEFAULT_SIZE_WEIGHT <= 2
     if cfg.area_weight > 0:
         equal = cfg.area_weight / unit_scale(shape, "image", len(spatial))
         parts.append(f"area_weight {equal:.3g} (~{equal / RECOMMENDED_AREA_WEIGHT:.2g}x the README's "
                      f"{RECOMMENDED_AREA_WEIGHT:g})")
+        balanced.append(f"area_weight {RECOMMENDED_AREA_WEIGHT * unit_scale(shape, 'image', len(spatial)):.2g}")
         off |= not 0.5 <= equal / RECOMMENDED_AREA_WEIGHT <= 2
     if not off:
         return None
     return (f"note: size_units 'pixels' makes the weights per pixel; at {'x'.join(map(str, spatial))} they weigh "
             f"against BCE as {' and '.join(parts)} would in image units, the default units, which keep one "
-            f"balance at any shape")
+            f"balance at any shape; that balance per pixel here: {', '.join(balanced)}")
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:
