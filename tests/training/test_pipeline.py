@@ -190,7 +190,7 @@ PER_PIXEL = {"size_units": "pixels", "size_weight": 1e-3}
     ("mixed", {}, (256, 256), None),              # image units: the default balance at any shape
     ("mixed", {"size_units": "pixels"}, (64, 64), 4096.0),  # the image-unit default read per pixel
     ("mixed", {**PER_PIXEL, "size_weight": 0.0}, (256, 256), None),  # the mask-only control: one term
-    ("finetune", PER_PIXEL, (256, 256), None),    # the size term alone: Adam does not see its scale
+    ("finetune", PER_PIXEL, (256, 256), None),    # the size term alone: no other term to balance it against
     ("finetune", {**PER_PIXEL, "area_weight": 0.01}, (256, 256), 16.384),
     ("mixed", {**PER_PIXEL, "size_criterion": "relative"}, (256, 256), None),  # no unit: nothing to scale
     ("pretrain", PER_PIXEL, (256, 256), None),
