@@ -42,8 +42,8 @@ def stage_settings(settings: dict) -> dict:
 
     settings = dict(settings)
     if settings.pop("defaults", False):
-        library = TrainConfig()
-        settings.update({key: getattr(library, key) for key in PAPER_SIZE_LOSS})
+        library = TrainConfig()  # the stage's own settings win over the library's
+        settings = {**{key: getattr(library, key) for key in PAPER_SIZE_LOSS}, **settings}
     return settings
 
 
