@@ -83,7 +83,8 @@ def test_experiment_cli_rejects_bad_lists():
 def test_experiment_cli_rejects_unknown_stages():
     assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
     with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, "
-                                         r"size \(defaults\), mixed \(defaults\), size \(per-pixel defaults\), mixed \(area bounds\), "
+                                         r"size \(defaults\), mixed \(defaults\), size \(per-pixel defaults\), mixed \(per-pixel defaults\), "
+                                         r"mixed \(area bounds\), "
                                          r"true-size oracle"):
         H.stage_list("size,mixed")
 
@@ -104,8 +105,10 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
     assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "area_weight": 40.0}
     assert area["size_units"] == "image" and PAPER_SIZE_LOSS["size_units"] == "pixels"
     # the previous defaults: the library's noise scale and criterion with 1e-3 per pixel
-    per_pixel = stage_settings(FINETUNE_STAGES["size (per-pixel defaults)"][2])
-    assert per_pixel == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "size_units": "pixels", "size_weight": 1e-3}
+    for stage in ("size (per-pixel defaults)", "mixed (per-pixel defaults)"):
+        per_pixel = stage_settings(FINETUNE_STAGES[stage][2])
+        assert per_pixel == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "size_units": "pixels",
+                             "size_weight": 1e-3}
 
 
 def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):

@@ -69,6 +69,8 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # these 48x32 slices the image-unit default weighs 2.6x more, and this says what that alone changes
     "size (per-pixel defaults)": ("finetune_defaults_px", "finetune",
                                    {"defaults": True, "size_units": "pixels", "size_weight": 1e-3}),
+    "mixed (per-pixel defaults)": ("mixed_defaults_px", "mixed",
+                                   {"defaults": True, "size_units": "pixels", "size_weight": 1e-3}),
     # and with the area bounds the sizes imply (finetune --mixed --area-weight 40, README step 4), which
     # beat the mask-only control on ACDC LV (results/sizes-acdc/): do they on objects of 2-10 px?
     "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, "area_weight": 40.0}),
