@@ -49,9 +49,9 @@ def test_model_help_names_every_registered_network(capsys):
 
 def test_training_defaults_are_the_measured_ones():
     # results/sizes-acdc/ and results/sizes-noise/: the squared criterion at tau 0.25, weight 1e-3 per pixel
-    # beside BCE at 64x64, i.e. 4 in image units, the default units
+    # beside BCE; results/hippocampus/: image units as the default lost IoU there
     cfg = TrainConfig()
-    assert (cfg.size_criterion, cfg.noise_scale, cfg.size_weight, cfg.size_units) == ("squared", 0.25, 4.0, "image")
+    assert (cfg.size_criterion, cfg.noise_scale, cfg.size_weight, cfg.size_units) == ("squared", 0.25, 1e-3, "pixels")
 
 
 def test_print_config_lists_every_key_and_is_a_valid_config(tmp_path, capsys):

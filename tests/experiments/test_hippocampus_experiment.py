@@ -83,7 +83,7 @@ def test_experiment_cli_rejects_bad_lists():
 def test_experiment_cli_rejects_unknown_stages():
     assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
     with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, "
-                                         r"size \(defaults\), mixed \(defaults\), size \(per-pixel defaults\), mixed \(per-pixel defaults\), "
+                                         r"size \(defaults\), mixed \(defaults\), size \(image units\), mixed \(image units\), "
                                          r"mixed \(area bounds\), "
                                          r"true-size oracle"):
         H.stage_list("size,mixed")
@@ -102,13 +102,12 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
         assert settings == {k: getattr(library, k) for k in PAPER_SIZE_LOSS} != PAPER_SIZE_LOSS
     assert stage_settings(FINETUNE_STAGES["size-matched"][2]) == {"size_matched_weight": 1.0}
     area = stage_settings(FINETUNE_STAGES["mixed (area bounds)"][2])
-    assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "area_weight": 40.0}
-    assert area["size_units"] == "image" and PAPER_SIZE_LOSS["size_units"] == "pixels"
-    # the previous defaults: the library's noise scale and criterion with 1e-3 per pixel
-    for stage in ("size (per-pixel defaults)", "mixed (per-pixel defaults)"):
-        per_pixel = stage_settings(FINETUNE_STAGES[stage][2])
-        assert per_pixel == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, "size_units": "pixels",
-                             "size_weight": 1e-3}
+    image = {"size_units": "image", "size_weight": 4.0}
+    assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, **image, "area_weight": 40.0}
+    assert PAPER_SIZE_LOSS["size_units"] == "pixels" == library.size_units
+    for stage in ("size (image units)", "mixed (image units)"):  # README step 4's size term
+        assert stage_settings(FINETUNE_STAGES[stage][2]) == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS},
+                                                             **image}
 
 
 def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):

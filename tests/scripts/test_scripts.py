@@ -357,7 +357,7 @@ def test_user_folder_path_runs_the_readmes_step_4_settings():
                  if line.startswith("sizeseg finetune --data prepared/mine --out runs/ft "))
     step4 = lines[start + 1].split()
     recorded = re.search(r'\[mixed-area-image\]="(.*)"', script).group(1).split()
-    assert step4 == ["--mixed", "--area-weight", "40"]
+    assert step4 == ["--mixed", "--size-units", "image", "--size-weight", "4", "--area-weight", "40"]
 
     def config(flags):
         return _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o", *flags]))

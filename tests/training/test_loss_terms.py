@@ -216,7 +216,7 @@ def test_config_and_pipeline_pass_the_size_units():
         cfg = TrainConfig(size_units=units, area_weight=40.0)
         terms = loss_terms_for("mixed", cfg, area_ratio=(1.0, 2.0))
         assert [t.units for t in terms if hasattr(t, "units")] == [units, units]
-    # image units by default: the default weight balances the terms at any working shape
-    assert (TrainConfig().size_units, TrainConfig().size_weight) == ("image", 4.0)
+    # pixels by default (image units as the default lost IoU on the hippocampus's 48x32 slices)
+    assert (TrainConfig().size_units, TrainConfig().size_weight) == ("pixels", 1e-3)
     with pytest.raises(ValueError, match="key 'size_units' expects one of pixels, image, got 'cm'"):
         TrainConfig.from_mapping({"size_units": "cm"})

@@ -144,7 +144,7 @@ def test_area_bounds_join_size_training_with_the_masked_images_ratio(tmp_path):
     assert any(m.startswith("area bounds: area / size^2 in [") for m in said)
     # 32x32 is a quarter of the size 1e-3 per pixel suits: the user is told, with the way out
     assert any(m.startswith("note: size_units 'pixels' makes the weights per pixel; at 32x32") and
-               "size_weight 1.02 (~0.26x the default 4)" in m and "area_weight 102 (~2.6x the README's 40)" in m
+               "size_weight 1.02 (~0.26x the README's 4)" in m and "area_weight 102 (~2.6x the README's 40)" in m
                for m in said)
     with pytest.raises(ValueError, match="area_weight > 0 needs the range"):
         loss_terms_for("finetune", cfg)
@@ -187,8 +187,9 @@ PER_PIXEL = {"size_units": "pixels", "size_weight": 1e-3}
     ("mixed", PER_PIXEL, (256, 256), 16.384),     # 1e-3 x 256^2 = 65.5 in image units, 16x the default 4
     ("mixed", PER_PIXEL, (32, 32), 0.256),
     ("mixed", PER_PIXEL, (64, 96), None),         # within 2x of the balance
-    ("mixed", {}, (256, 256), None),              # image units: the default balance at any shape
-    ("mixed", {"size_units": "pixels"}, (64, 64), 4096.0),  # the image-unit default read per pixel
+    ("mixed", {}, (256, 256), 16.384),            # the per-pixel default at 16x the pixels of 64x64
+    ("mixed", {"size_units": "image", "size_weight": 4.0}, (256, 256), None),  # image units: any shape
+    ("mixed", {"size_weight": 4.0}, (64, 64), 4096.0),  # the image-unit weight read per pixel
     ("mixed", {**PER_PIXEL, "size_weight": 0.0}, (256, 256), None),  # the mask-only control: one term
     ("finetune", PER_PIXEL, (256, 256), None),    # the size term alone: no other term to balance it against
     ("finetune", {**PER_PIXEL, "area_weight": 0.01}, (256, 256), 16.384),
@@ -202,7 +203,7 @@ def test_pixel_units_note_when_per_pixel_weights_are_far_from_the_balance(mode, 
     note = pixel_units_note(mode, TrainConfig(**changes), spatial)
     assert (note is None) == (ratio is None)
     if ratio is not None:
-        assert f"(~{ratio:.2g}x the default 4)" in note and "image units, the default units" in note
+        assert f"(~{ratio:.2g}x the README's 4)" in note and "image units (--size-units image" in note
         n = np.prod(spatial) ** (2 / len(spatial))  # the per-pixel weight that equals 4 in image units
         assert note.split("that balance per pixel here: ")[1].startswith(f"size_weight {4 / n:.2g}")
 

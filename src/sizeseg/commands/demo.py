@@ -26,8 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--n-samples", type=int, default=1, help="SizeLoss gradient samples n (default 1)")
     parser.add_argument("--mixed", action="store_true", help="keep BCE on the masked images while fine-tuning")
     parser.add_argument("--area-weight", type=float, default=0.0,
-                        help="weight of the area bounds the sizes imply (finetune --area-weight, in image units: 40 is "
-                             "README step 4's; default 0: off)")
+                        help="weight of the area bounds the sizes imply (finetune --area-weight, per pixel; default 0: "
+                             "off)")
     parser.add_argument("--objects", type=int, default=0,
                         help="1 to N separate objects per image (48x48), fine-tuned on the list of every object's size "
                              "with ObjectSizeLoss (default 0: one object per 48x32 image, SizeLoss)")

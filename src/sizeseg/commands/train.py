@@ -32,8 +32,8 @@ PRETRAIN_FLAGS = {"--m": ("m", int, "masked training images to pre-train on")}
 FINETUNE_FLAGS = {
     "--n-samples": ("n_samples", int, "SizeLoss gradient samples n"),
     "--size-weight": ("size_weight", float, "weight of the size term (mixed: against BCE's weight --bce-weight); "
-                      "the default, in image units, balances the squared size error against BCE at any --shape "
-                      "(about 1e-3 with --size-units pixels)"),
+                      "the default balances the squared size error (px^2) against BCE at 64x64, and training "
+                      "prints the balanced weight at other shapes (about 4 with --size-units image)"),
     "--bce-weight": ("bce_weight", float, "mixed mode: weight of the BCE term on the masks"),
     "--size-criterion": ("size_criterion", str, "SizeLoss's loss on sizes: squared (the paper's), "
                          "relative ((t - s)^2 / t^2), absolute or symmetric ((t - s)^2 / max(t, s)^2: with "
@@ -47,12 +47,11 @@ FINETUNE_FLAGS = {
     "--size-matched-weight": ("size_matched_weight", float,
                               "weight of BCE to the prediction moved onto each annotated size (0: off)"),
     "--area-weight": ("area_weight", float, "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft "
-                      "area, lo and hi measured on the masked training images (0: off; one class; 40 is README "
-                      "step 4's, in the default image units)"),
-    "--size-units": ("size_units", str, "image: sizes in image sides and areas in images, so that a weight holds "
-                     "at any --shape (the default weight is for these) or pixels: sizes in px and areas in px^2 "
-                     "(the papers'; --size-weight 4 --area-weight 40 in image units equal 1e-3 and 0.01 per pixel "
-                     "at 64x64)"),
+                      "area, lo and hi measured on the masked training images (0: off; one class; README step "
+                      "4: 40 with --size-units image)"),
+    "--size-units": ("size_units", str, "pixels: sizes in px and areas in px^2 (the papers'; the default weight "
+                     "is for these) or image: sizes in image sides and areas in images, so that a weight holds "
+                     "at any --shape (--size-weight 4 --area-weight 40 equal 1e-3 and 0.01 per pixel at 64x64)"),
     "--area-margin": ("area_margin", float, "widening of the masked images' area / size^2 range for --area-weight"),
 }
 

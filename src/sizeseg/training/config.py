@@ -24,19 +24,19 @@ SIZE_UNITS = ("pixels", "image")
 #: one, (t - s)^2 / t^2, raised it and lost the most IoU: the relative error weighs the 1-2 px quantisation
 #: errors of the smallest objects most, and hardly moves the large ones.
 DEFAULT_SIZE_CRITERION = "squared"
-#: units of the size and area terms. Image units (sizes in image sides, areas in images), so that one weight
-#: balances the size term against BCE (a mean over pixels) at any working shape: in pixels the squared size
-#: error grows as the image's pixel count N, so the per-pixel weight chosen at 64x64 was 16x too strong at
-#: prepare folder's default 256x256, and --mixed there trained on the sizes alone. At 64x64 the two agree.
-DEFAULT_SIZE_UNITS = "image"
-#: weight of the size term, in image units: 4 equals the per-pixel 1e-3 at 64x64 (4 / 64^2), where it was
-#: chosen. There the size term's gradient on a pre-trained network is within a few times BCE's for objects of
-#: ~5-30 px (results/sizes-acdc/, column grad size/BCE), so --mixed trains on both; at 1000x that the sizes
-#: drown the masks. Size-only fine-tuning depends on it less, as Adam divides each step by the gradient's
-#: running scale, but not nothing: on the demo's 48x32 images 2.6x the weight (4 in image units against 1e-3
-#: per pixel) moved test IoU 0.494 -> 0.530 and E 5.3 -> 4.6 (README). With ``size_units: pixels`` (the
-#: papers' units) this value is far too strong: use about 1e-3.
-DEFAULT_SIZE_WEIGHT = 4.0
+#: units of the size and area terms: pixels, the papers'. Image units (sizes in image sides, areas in images)
+#: keep one weight's balance against BCE at any working shape, and README step 4 uses them; as the default
+#: they were measured and dropped: on the hippocampus's 48x32 slices the image-unit default (4, i.e. 2.6e-3
+#: per pixel) lost 0.042-0.045 more test IoU in size fine-tuning than 1e-3 per pixel from the same starts
+#: (results/hippocampus/, image-units-default/). Per pixel, the weight is balanced at 64x64 only; training
+#: prints a note with the balanced per-pixel weights when the shape is far from it.
+DEFAULT_SIZE_UNITS = "pixels"
+#: weight of the size term, per pixel (4 in image units at 64x64, where it was chosen). There the size term's
+#: gradient on a pre-trained network is within a few times BCE's for objects of ~5-30 px (results/sizes-acdc/,
+#: column grad size/BCE), so --mixed trains on both; at 1 the sizes drown the masks. Size-only fine-tuning
+#: depends on it too, though less: it sets the step size the size gradient gets (the demo's size-only run
+#: scored 0.494 at 1e-3 and 0.530 at 2.6e-3 per pixel; the hippocampus lost more at 2.6e-3).
+DEFAULT_SIZE_WEIGHT = 1e-3
 #: epochs before early stopping may end pre-training (``min_epochs`` null). On the README's user path
 #: (results/user-folder/, 49 masks, unet-small, epochs of 64 steps) validation IoU fell to 0 after epoch 1,
 #: the network predicting no object while its training loss kept falling, and came back at epoch 7
@@ -78,13 +78,13 @@ HELP = {
                       "or symmetric ((t - s)^2 / max(t, s)^2: a spurious or missed object costs 1)",
     "size_loss": "object (SizeLoss on each class's largest size) or objects (ObjectSizeLoss on each class's "
                  "list of object sizes; needs size lists)",
-    "size_units": "image (sizes in image sides, areas in images: one weight balances the terms at any working "
-                  "shape; the default weight is for these) or pixels (sizes in px, areas in px^2: the papers'; "
-                  "size_weight 4 and area_weight 40 in image units equal 1e-3 and 0.01 per pixel at 64x64)",
+    "size_units": "pixels (sizes in px, areas in px^2: the papers', and what the default weight is for) or "
+                  "image (sizes in image sides, areas in images: one weight balances the terms at any working "
+                  "shape; size_weight 4 and area_weight 40 in image units equal 1e-3 and 0.01 per pixel at 64x64)",
     "bce_weight": "weight of the BCE term on masks",
-    "size_weight": "weight of the size term; the default (in image units) balances the squared size error "
-                   "against BCE in mixed training (size-only fine-tuning depends on it less); about 1e-3 with "
-                   "size_units pixels",
+    "size_weight": "weight of the size term; the default balances the squared size error (px^2) against BCE "
+                   "in mixed training at 64x64 (training prints the balanced weight at other shapes); about 4 "
+                   "with size_units image",
     "size_matched_weight": "weight of BCE to the prediction moved onto each annotated size (0: off)",
     "area_weight": "weight of the area bounds the sizes imply, [lo s^2, hi s^2] on the soft area (paper 2's "
                    "penalty; lo, hi measured on the masked training images; 0: off)",
@@ -125,7 +125,7 @@ class TrainConfig:
             see :data:`DEFAULT_SIZE_CRITERION`), ``relative`` ((t - s)^2 / t^2) or ``absolute``.
         size_loss: ``object`` (SizeLoss: each class's largest object) or ``objects``
             (ObjectSizeLoss: each class's list of object sizes, ``extra["object_sizes"]``).
-        size_units: ``image`` (the default, :data:`DEFAULT_SIZE_UNITS`) or ``pixels`` (the papers'): the
+        size_units: ``pixels`` (the papers', the default: :data:`DEFAULT_SIZE_UNITS`) or ``image``: the
             unit of the size and area terms (:func:`sizeseg.training.loss_terms.unit_scale`); in image
             units a weight does not depend on the working resolution.
         bce_weight, size_weight: weights of the BCE (eq. 6) and size-loss terms (see

@@ -68,7 +68,7 @@ def oracle_verdict(result: dict[str, Any]) -> str:
     """One sentence on what sizes can add, from :func:`size_oracle`'s result.
 
     >>> oracle_verdict({"gain_IoU": 0.004, "exact": 0.7, "n": 30})
-    'moving every prediction onto its true size would change IoU by +0.004 on 30 masked images; 70 % of the sizes are already exact: the size alone can add little here; the area bounds sizes imply may still help (README step 4: finetune --mixed --area-weight 40, against a mask-only control)'
+    'moving every prediction onto its true size would change IoU by +0.004 on 30 masked images; 70 % of the sizes are already exact: the size alone can add little here; the area bounds sizes imply may still help (README step 4: finetune --mixed --size-units image --size-weight 4 --area-weight 40, against a mask-only control)'
 
     The oracle moves each prediction along its own pixel ranking, so it bounds what the size alone
     can add. Training with the area bounds that sizes imply is a second use of the same label that
@@ -80,6 +80,6 @@ def oracle_verdict(result: dict[str, Any]) -> str:
             f"images; {100 * exact:.0f} % of the sizes are already exact")
     if gain < 0.01:
         return (text + ": the size alone can add little here; the area bounds sizes imply may still help "
-                "(README step 4: finetune --mixed --area-weight 40, "
+                "(README step 4: finetune --mixed --size-units image --size-weight 4 --area-weight 40, "
                 "against a mask-only control)")
     return text + ": sizes carry information this network gets wrong; size fine-tuning may help (the gain bounds the size alone)"

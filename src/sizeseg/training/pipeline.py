@@ -109,8 +109,9 @@ def masked_area_ratio(train, cfg: TrainConfig, classes: int) -> tuple[float, flo
     return area_ratio_range(areas, every[masked], cfg.area_margin)
 
 
-#: The area weight, in image units, that README step 4 recommends (0.01 per pixel at 64x64, where it was
-#: chosen on ACDC LV: results/sizes-acdc/); the size weight's is the default, DEFAULT_SIZE_WEIGHT.
+#: The weights, in image units, that README step 4 recommends: 1e-3 (the default size weight) and 0.01 per pixel
+#: at 64x64, where they were chosen on ACDC LV (results/sizes-acdc/).
+RECOMMENDED_SIZE_WEIGHT = 4.0
 RECOMMENDED_AREA_WEIGHT = 40.0
 
 
@@ -123,16 +124,15 @@ def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> s
     image units (:func:`~sizeseg.training.loss_terms.unit_scale`). The note says so when two or more
     terms are weighted against each other (``mixed``, or the size and area terms together), the
     units are ``pixels``, and either equivalent is more than 2x from the balance of the defaults
-    (the default size weight for the squared error; :data:`RECOMMENDED_AREA_WEIGHT`).
+    (:data:`RECOMMENDED_SIZE_WEIGHT`, for the squared error; :data:`RECOMMENDED_AREA_WEIGHT`).
 
     Example:
-        >>> pixel_units_note("mixed", TrainConfig(size_units="pixels", size_weight=1e-3), (64, 64)) is None
+        >>> pixel_units_note("mixed", TrainConfig(), (64, 64)) is None
         True
-        >>> pixel_units_note("mixed", TrainConfig(size_units="pixels", size_weight=1e-3), (256, 256))[:44]
+        >>> pixel_units_note("mixed", TrainConfig(), (256, 256))[:44]
         "note: size_units 'pixels' makes the weights "
     """
     from sizeseg.losses.size_criteria import get_criterion
-    from sizeseg.training.config import DEFAULT_SIZE_WEIGHT
     from sizeseg.training.loss_terms import unit_scale
 
     if mode == "pretrain" or cfg.size_units != "pixels":
@@ -144,9 +144,10 @@ def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> s
     degree = get_criterion(cfg.size_criterion).degree
     if cfg.size_weight > 0 and degree == 2:  # the default weight is for the squared error
         equal = cfg.size_weight / unit_scale(shape, "image", degree)
-        parts.append(f"size_weight {equal:.3g} (~{equal / DEFAULT_SIZE_WEIGHT:.2g}x the default {DEFAULT_SIZE_WEIGHT:g})")
-        balanced.append(f"size_weight {DEFAULT_SIZE_WEIGHT * unit_scale(shape, 'image', degree):.2g}")
-        off |= not 0.5 <= equal / DEFAULT_SIZE_WEIGHT <= 2
+        parts.append(f"size_weight {equal:.3g} (~{equal / RECOMMENDED_SIZE_WEIGHT:.2g}x the README's "
+                     f"{RECOMMENDED_SIZE_WEIGHT:g})")
+        balanced.append(f"size_weight {RECOMMENDED_SIZE_WEIGHT * unit_scale(shape, 'image', degree):.2g}")
+        off |= not 0.5 <= equal / RECOMMENDED_SIZE_WEIGHT <= 2
     if cfg.area_weight > 0:
         equal = cfg.area_weight / unit_scale(shape, "image", len(spatial))
         parts.append(f"area_weight {equal:.3g} (~{equal / RECOMMENDED_AREA_WEIGHT:.2g}x the README's "
@@ -156,8 +157,8 @@ def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> s
     if not off:
         return None
     return (f"note: size_units 'pixels' makes the weights per pixel; at {'x'.join(map(str, spatial))} they weigh "
-            f"against BCE as {' and '.join(parts)} would in image units, the default units, which keep one "
-            f"balance at any shape; that balance per pixel here: {', '.join(balanced)}")
+            f"against BCE as {' and '.join(parts)} would in image units (--size-units image, as README step 4), "
+            f"which keep one balance at any shape; that balance per pixel here: {', '.join(balanced)}")
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:
