@@ -161,7 +161,7 @@ def _config(args: argparse.Namespace):
     labels["flips"] = "--no-flips"
     if args.config:
         return TrainConfig.from_yaml(args.config, overrides=flags, labels=labels)
-    return TrainConfig.from_mapping(flags, source="flags", labels={k: v for k, v in labels.items() if k in flags})
+    return TrainConfig.from_mapping(flags, source="flags", labels=labels)
 
 
 def _given_model(args: argparse.Namespace) -> str | None:

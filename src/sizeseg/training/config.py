@@ -38,6 +38,10 @@ DEFAULT_SIZE_UNITS = "pixels"
 #: depends on it too, under Adam: the demo's size-only run scored 0.494 at 1e-3 and 0.530 at 2.6e-3 per
 #: pixel, and the hippocampus lost more at 2.6e-3.
 DEFAULT_SIZE_WEIGHT = 1e-3
+#: README step 4's weights, in image units: the default size weight (1e-3) and the area weight 0.01 per pixel at
+#: 64x64, where they were chosen on ACDC LV (results/sizes-acdc/)
+RECOMMENDED_SIZE_WEIGHT = 4.0
+RECOMMENDED_AREA_WEIGHT = 40.0
 #: epochs before early stopping may end pre-training (``min_epochs`` null). On the README's user path
 #: (results/user-folder/, 49 masks, unet-small, epochs of 64 steps) validation IoU fell to 0 after epoch 1,
 #: the network predicting no object while its training loss kept falling, and came back at epoch 7

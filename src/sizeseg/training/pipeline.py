@@ -20,9 +20,9 @@ from sizeseg.data.size_lists import n_classes
 from sizeseg.metrics.object_size_error import score_batch
 from sizeseg.models import build_model
 from sizeseg.training.checkpoints import read_checkpoint
-from sizeseg.training.config import TrainConfig
+from sizeseg.training.config import RECOMMENDED_AREA_WEIGHT, RECOMMENDED_SIZE_WEIGHT, TrainConfig
 from sizeseg.training.data import SegmentationDataModule, eval_dataset, mode_dataset
-from sizeseg.training.loss_terms import AreaBoundTerm, BCETerm, ObjectSizeTerm, SizeMatchedTerm, SizeTerm
+from sizeseg.training.loss_terms import AreaBoundTerm, BCETerm, ObjectSizeTerm, SizeMatchedTerm, SizeTerm, unit_scale
 from sizeseg.training.module import SegmentationModule
 from sizeseg.training.run_record import check_resume, run_settings, write_run_settings
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
@@ -109,12 +109,6 @@ def masked_area_ratio(train, cfg: TrainConfig, classes: int) -> tuple[float, flo
     return area_ratio_range(areas, every[masked], cfg.area_margin)
 
 
-#: The weights, in image units, that README step 4 recommends: 1e-3 (the default size weight) and 0.01 per pixel
-#: at 64x64, where they were chosen on ACDC LV (results/sizes-acdc/).
-RECOMMENDED_SIZE_WEIGHT = 4.0
-RECOMMENDED_AREA_WEIGHT = 40.0
-
-
 def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> str | None:
     r"""A note for the user when per-pixel weights are far from the balance the defaults strike.
 
@@ -124,7 +118,8 @@ def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> s
     image units (:func:`~sizeseg.training.loss_terms.unit_scale`). The note says so when two or more
     terms are weighted against each other (``mixed``, or the size and area terms together), the
     units are ``pixels``, and either equivalent is more than 2x from the balance of the defaults
-    (:data:`RECOMMENDED_SIZE_WEIGHT`, for the squared error; :data:`RECOMMENDED_AREA_WEIGHT`).
+    (README step 4's weights, :data:`~sizeseg.training.config.RECOMMENDED_SIZE_WEIGHT` for the
+    squared error and :data:`~sizeseg.training.config.RECOMMENDED_AREA_WEIGHT`).
 
     Example:
         >>> pixel_units_note("mixed", TrainConfig(), (64, 64)) is None
@@ -133,27 +128,25 @@ def pixel_units_note(mode: str, cfg: TrainConfig, spatial: tuple[int, ...]) -> s
         "note: size_units 'pixels' makes the weights "
     """
     from sizeseg.losses.size_criteria import get_criterion
-    from sizeseg.training.loss_terms import unit_scale
 
     if mode == "pretrain" or cfg.size_units != "pixels":
         return None
     if (mode == "mixed") + (cfg.size_weight > 0) + (cfg.area_weight > 0) < 2:
         return None
     shape = torch.empty((1, 1, *spatial), device="meta")
-    parts, balanced, off = [], [], False
     degree = get_criterion(cfg.size_criterion).degree
-    if cfg.size_weight > 0 and degree == 2:  # the default weight is for the squared error
-        equal = cfg.size_weight / unit_scale(shape, "image", degree)
-        parts.append(f"size_weight {equal:.3g} (~{equal / RECOMMENDED_SIZE_WEIGHT:.2g}x the README's "
-                     f"{RECOMMENDED_SIZE_WEIGHT:g})")
-        balanced.append(f"size_weight {RECOMMENDED_SIZE_WEIGHT * unit_scale(shape, 'image', degree):.2g}")
-        off |= not 0.5 <= equal / RECOMMENDED_SIZE_WEIGHT <= 2
-    if cfg.area_weight > 0:
-        equal = cfg.area_weight / unit_scale(shape, "image", len(spatial))
-        parts.append(f"area_weight {equal:.3g} (~{equal / RECOMMENDED_AREA_WEIGHT:.2g}x the README's "
-                     f"{RECOMMENDED_AREA_WEIGHT:g})")
-        balanced.append(f"area_weight {RECOMMENDED_AREA_WEIGHT * unit_scale(shape, 'image', len(spatial)):.2g}")
-        off |= not 0.5 <= equal / RECOMMENDED_AREA_WEIGHT <= 2
+    weighed = []  # (key, per-pixel weight, the README's image-unit weight, the term's size-degree)
+    if cfg.size_weight > 0 and degree == 2:  # the recommended weight is for the squared error
+        weighed.append(("size_weight", cfg.size_weight, RECOMMENDED_SIZE_WEIGHT, degree))
+    if cfg.area_weight > 0:  # an area has size-degree d
+        weighed.append(("area_weight", cfg.area_weight, RECOMMENDED_AREA_WEIGHT, len(spatial)))
+    parts, balanced, off = [], [], False
+    for key, weight, recommended, term_degree in weighed:
+        scale = unit_scale(shape, "image", term_degree)  # image-unit loss = scale * per-pixel loss
+        ratio = weight / scale / recommended
+        parts.append(f"{key} {weight / scale:.3g} (~{ratio:.2g}x the README's {recommended:g})")
+        balanced.append(f"{key} {recommended * scale:.2g}")
+        off |= not 0.5 <= ratio <= 2
     if not off:
         return None
     return (f"note: size_units 'pixels' makes the weights per pixel; at {'x'.join(map(str, spatial))} they weigh "

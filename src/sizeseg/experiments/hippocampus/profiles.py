@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sizeseg.training.config import RECOMMENDED_AREA_WEIGHT, RECOMMENDED_SIZE_WEIGHT
+
 ALL = None  # m = all training images
 
 
@@ -55,7 +57,7 @@ PAPER_SAMPLES = "paper (Fig. 5, RTX 2080 Ti): a size epoch at n = 1 took ≈10×
 PAPER_PRETRAINING = "paper (Fig. 7): fine-tuning on sizes raised test IoU by ≈5 % for m < 100; negligible for larger m"
 
 #: README step 4's size term: image units, weight 4 (1e-3 per pixel at 64x64)
-IMAGE_UNITS = {"size_units": "image", "size_weight": 4.0}
+IMAGE_UNITS = {"size_units": "image", "size_weight": RECOMMENDED_SIZE_WEIGHT}
 
 #: Fine-tuning variants of Exp. 2: stage name -> (run folder, training mode, TrainConfig changes).
 FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
@@ -74,7 +76,7 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # and with the area bounds the sizes imply (README step 4: finetune --mixed --size-units image
     # --size-weight 4 --area-weight 40), which beat the mask-only control on ACDC LV
     # (results/sizes-acdc/): do they on objects of 2-10 px?
-    "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, **IMAGE_UNITS, "area_weight": 40.0}),
+    "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, **IMAGE_UNITS, "area_weight": RECOMMENDED_AREA_WEIGHT}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.
