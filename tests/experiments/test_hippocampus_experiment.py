@@ -110,28 +110,37 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
                                                              **image}
 
 
-def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
-    calls = []
+class _StageResult:
+    def __init__(self, run_dir):
+        self.best, self.metrics_csv = run_dir / "best.ckpt", run_dir / "metrics.csv"
 
-    class Result:
-        def __init__(self, run_dir):
-            self.best, self.metrics_csv = run_dir / "best.ckpt", run_dir / "metrics.csv"
 
+class _TrainTestSplits:
+    splits = np.array(["train"] * 40 + ["test"] * 5)
+
+    def split(self, name):
+        return None
+
+
+def _fake_stage_training(monkeypatch, calls: list, call=lambda run_dir, mode, cfg: run_dir.name):
+    """Training replaced by a record of its call and a ``done.json`` as ``train`` leaves; fixed scores."""
     def fake_train_once(mode, data, run_dir, cfg, init=None, progress_bar=False):
-        calls.append((run_dir.name, mode, cfg.size_matched_weight))
-        return Result(run_dir)
+        calls.append(call(run_dir, mode, cfg))
+        H.runs.write_json(run_dir / "done.json", {"seconds": 0.0, "config": cfg.to_dict()})
+        return _StageResult(run_dir)
 
     monkeypatch.setattr(H.runs, "_train_once", fake_train_once)
     monkeypatch.setattr(H.runs, "_scores", lambda ckpt, split: {"IoU": 0.5, "Dice": 0.6, "E": 1.0})
     monkeypatch.setattr(H.runs, "read_epochs", lambda csv: [])
     monkeypatch.setattr(H.runs, "true_size_scores", lambda ckpt, split: {"IoU": 0.55, "Dice": 0.65, "E": 0.0})
     monkeypatch.setattr(H.runs, "best_checkpoint_of", lambda run_dir: run_dir / "best.ckpt")
+    return fake_train_once
 
-    class Data:
-        splits = np.array(["train"] * 40 + ["test"] * 5)
 
-        def split(self, name):
-            return None
+def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
+    calls = []
+    fake_train_once = _fake_stage_training(monkeypatch, calls, lambda run_dir, mode, cfg: (run_dir.name, mode, cfg.size_matched_weight))
+    Data = _TrainTestSplits
 
     profile = H.PROFILES["quick"]
     rows = H.run_pretraining_item(Data(), tmp_path, profile, 10, 0)
@@ -159,6 +168,39 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
     monkeypatch.setattr(H.runs, "_train_once", fake_train_once)
     H.run_pretraining_item(Data(), tmp_path / "killed", profile, 10, 0, stages=["size fine-tuned", "mixed"])
     assert [c[0] for c in calls] == ["pretrain", "mixed"]
+
+
+def test_cached_stage_rows_count_only_with_the_settings_their_runs_record(tmp_path, monkeypatch):
+    """A row cached under a stage name is reused only while its run folder records that stage's settings now."""
+    calls = []
+    _fake_stage_training(monkeypatch, calls)
+    Data = _TrainTestSplits
+    profile = H.PROFILES["quick"]
+    stages = ["size (defaults)", "size (image units)"]
+    H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
+    run = tmp_path / "runs" / "pretraining" / "m10-s0"
+    # the stage's meaning changed since its row was written (here: its run recorded another weight)
+    record = json.loads((run / "finetune_image" / "done.json").read_text())
+    record["config"]["size_weight"] = 2.0
+    (run / "finetune_image" / "done.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"finetune_image/done.json: this finished run was trained with other "
+                                         r"settings \(size_weight=2.0, not 4.0\); use another --out"):
+        H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=["size (defaults)"])
+    # a row whose run left no record is trained again, not reported as it was
+    (run / "finetune_image" / "done.json").unlink()
+    calls.clear()
+    rows = H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
+    assert calls == ["pretrain", "finetune_image"]
+    assert [r["stage"] for r in rows] == ["pretrained", "size (defaults)", "size (image units)"]
+    calls.clear()
+    H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
+    assert calls == []
+    # and the pre-trained network's row only with the pre-training settings asked for now
+    record = json.loads((run / "pretrain" / "done.json").read_text())
+    record["config"]["m"] = 20
+    (run / "pretrain" / "done.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"pretrain/done.json: .*\(m=20, not 10\)"):
+        H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
 
 
 def test_pretraining_items_in_two_worker_processes_match_one_process(tmp_path):

@@ -57,6 +57,12 @@ def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int =
                        mask_fraction=profile.mask_fraction, epoch_items=None, **PAPER_SIZE_LOSS)
 
 
+def _stage_plan(profile: Profile, m: int | None, seed: int, stage: str):
+    """(run folder, training mode, TrainConfig) of a fine-tuning stage."""
+    folder, mode, settings = FINETUNE_STAGES[stage]
+    return folder, mode, replace(finetune_config(profile, m, seed), **stage_settings(settings))
+
+
 def _scores(checkpoint: Path, split) -> dict:
     from sizeseg.training import evaluate_model, load_model
 
@@ -87,24 +93,35 @@ def read_epochs(metrics_csv: Path) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
-def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, progress_bar: bool = False):
-    """``train`` unless ``run_dir/done.json`` marks it finished (a killed run resumes from last.ckpt)."""
+def _record_of(run_dir: Path, cfg) -> dict | None:
+    """The ``done.json`` of a finished run trained with ``cfg``, None when there is none; a ValueError naming
+    the file and the differing settings when it was trained with others (keys it predates count as their defaults)."""
     import json
 
     from sizeseg.experiments.cache import check_reusable
-    from sizeseg.training import TrainConfig, TrainResult, best_checkpoint, last_checkpoint, train
+    from sizeseg.training import TrainConfig
 
     done = run_dir / "done.json"
-    if done.is_file() and best_checkpoint(run_dir) is None:
+    if not done.is_file():
+        return None
+    info = json.loads(done.read_text())
+    check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig.record_defaults())
+    return info
+
+
+def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, progress_bar: bool = False):
+    """``train`` unless ``run_dir/done.json`` marks it finished (a killed run resumes from last.ckpt)."""
+    from sizeseg.training import TrainResult, best_checkpoint, last_checkpoint, train
+
+    if (run_dir / "done.json").is_file() and best_checkpoint(run_dir) is None:
         # finished, but its checkpoints were dropped before the item recorded its scores (a killed run):
         # train it again (seeded, deterministic on CPU) rather than score a checkpoint that is gone
         shutil.rmtree(run_dir)
-    if done.is_file():  # reused only with the settings asked for now (keys it predates count as their defaults)
-        info = json.loads(done.read_text())
-        check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig.record_defaults())
+    info = _record_of(run_dir, cfg)  # reused only with the settings asked for now
+    if info is not None:
         return TrainResult(run_dir, best_checkpoint(run_dir), last_checkpoint(run_dir), run_dir / "metrics.csv", info["seconds"])
     result = train(mode, data, run_dir, cfg, init=init, progress_bar=progress_bar)
-    write_json(done, {"seconds": result.seconds, "config": cfg.to_dict(), "init": str(init) if init else None})
+    write_json(run_dir / "done.json", {"seconds": result.seconds, "config": cfg.to_dict(), "init": str(init) if init else None})
     return result
 
 
@@ -125,23 +142,35 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
 
     Rows are cached in ``result.json``; asking for a stage it lacks trains only that stage (and,
     when its checkpoints were dropped, the pre-training again: it is seeded and deterministic on CPU).
+    A cached row counts only while its run folder's ``done.json`` records the settings that its stage
+    and the pre-training have now.
     """
     import json
 
     stages = tuple(stages if stages is not None else profile.stages)
     run = out / "runs" / "pretraining" / f"m{m_label(m)}-s{seed}"
     done = run / "result.json"
+    n_train = int((data.splits == "train").sum())
+    pre_cfg = pretrain_config(profile, m, n_train, seed)
     rows = json.loads(done.read_text()) if done.is_file() else []
+    plans = {s: _stage_plan(profile, m, seed, s) for s in dict.fromkeys([*stages, *(r["stage"] for r in rows)])
+             if s in FINETUNE_STAGES}
+    if rows:
+        # a row is the score of the run folder that trained it: reused only while the settings that folder
+        # records are the ones asked for now (a ValueError otherwise), so a stage whose meaning changed
+        # cannot return an old row; a row whose run left no record is trained again
+        _record_of(run / "pretrain", pre_cfg)
+        stale = {s for s, (folder, _, cfg) in plans.items() if _record_of(run / folder, cfg) is None}
+        rows = [r for r in rows if r["stage"] not in stale]
     have = {r["stage"] for r in rows}
     missing = [s for s in stages if s not in have]
     if rows and not missing:
         return [r for r in rows if r["stage"] == "pretrained" or r["stage"] in stages]
     test = data.split("test")
-    n_train = int((data.splits == "train").sum())
     if (run / "pretrain" / "done.json").is_file() and best_checkpoint_of(run / "pretrain") is None:
         shutil.rmtree(run / "pretrain")
     t0 = time.perf_counter()
-    pre = _train_once("pretrain", data, run / "pretrain", pretrain_config(profile, m, n_train, seed), progress_bar=progress_bar)
+    pre = _train_once("pretrain", data, run / "pretrain", pre_cfg, progress_bar=progress_bar)
     pretrained = {"m": m_label(m), "seed": seed, "stage": "pretrained", **_scores(pre.best, test),
                   "epochs": len(read_epochs(pre.metrics_csv)), "seconds": time.perf_counter() - t0}
     old = [r for r in rows if r["stage"] == "pretrained"]
@@ -154,9 +183,8 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
             rows.append({"m": m_label(m), "seed": seed, "stage": stage, **true_size_scores(pre.best, test),
                          "epochs": 0, "seconds": 0.0})
             continue
-        folder, mode, settings = FINETUNE_STAGES[stage]
+        folder, mode, cfg = plans[stage]
         t0 = time.perf_counter()
-        cfg = replace(finetune_config(profile, m, seed), **stage_settings(settings))
         res = _train_once(mode, data, run / folder, cfg, init=pre.best, progress_bar=progress_bar)
         rows.append({"m": m_label(m), "seed": seed, "stage": stage, **_scores(res.best, test),
                      "epochs": len(read_epochs(res.metrics_csv)), "seconds": time.perf_counter() - t0})
