@@ -84,7 +84,7 @@ def test_experiment_cli_rejects_unknown_stages():
     assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
     with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, "
                                          r"size \(defaults\), mixed \(defaults\), size \(image units\), mixed \(image units\), "
-                                         r"mixed \(area bounds\), "
+                                         r"mixed \(area bounds\), masks only \(control\), "
                                          r"true-size oracle"):
         H.stage_list("size,mixed")
 
@@ -105,6 +105,9 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
     image = {"size_units": "image", "size_weight": 4.0}
     assert area == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS}, **image, "area_weight": 40.0}
     assert PAPER_SIZE_LOSS["size_units"] == "pixels" == library.size_units
+    control = stage_settings(FINETUNE_STAGES["masks only (control)"][2])
+    assert FINETUNE_STAGES["masks only (control)"][1] == FINETUNE_STAGES["mixed (defaults)"][1] == "mixed"
+    assert control == {**stage_settings(FINETUNE_STAGES["mixed (defaults)"][2]), "size_weight": 0.0}
     for stage in ("size (image units)", "mixed (image units)"):  # README step 4's size term
         assert stage_settings(FINETUNE_STAGES[stage][2]) == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS},
                                                              **image}

@@ -77,6 +77,10 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # --size-weight 4 --area-weight 40), which beat the mask-only control on ACDC LV
     # (results/sizes-acdc/): do they on objects of 2-10 px?
     "mixed (area bounds)": ("mixed_area", "mixed", {"defaults": True, **IMAGE_UNITS, "area_weight": RECOMMENDED_AREA_WEIGHT}),
+    # the mask-only control of the mixed stages: their schedule, batches and selection with the size term
+    # off, so that mixed minus control is what the sizes added and control minus pre-trained what more
+    # training on the m masks did
+    "masks only (control)": ("control", "mixed", {"defaults": True, "size_weight": 0.0}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.
