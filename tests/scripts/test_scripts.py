@@ -363,3 +363,27 @@ def test_user_folder_path_runs_the_readmes_step_4_settings():
         return _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o", *flags]))
 
     assert config(step4) == config(recorded) != config(["--mixed"])
+
+
+@pytest.mark.slow
+def test_size_weight_probe_fine_tunes_each_weight_and_seed_from_one_start(tmp_path, capsys):
+    prepared = save_prepared(synthetic_data(40, shape=(32, 32), seed=0), tmp_path / "prep")
+    probe = _script("size_weight_probe")
+    args = [str(prepared), str(tmp_path / "out"), "--m", "4", "--profile", "quick", "--model", "unet-tiny",
+            "--weights", "1e-3,1", "--finetune-seeds", "0,1"]
+    assert probe.main(args) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0.001 |") or line.startswith("| 1 |")]
+    assert [row.split(" | ")[:2] for row in rows] == [["| 0.001", "0"], ["| 0.001", "1"], ["| 1", "0"], ["| 1", "1"]]
+    share = probe.eps_share(tmp_path / "out" / "w0.001-s0" / "checkpoints" / "last.ckpt")
+    assert 0.0 <= share <= 1.0 and f"{share:.1%}" in rows[0]
+    # the same weight with a thousand times larger loss leaves fewer weights where eps outweighs sqrt(v)
+    assert probe.eps_share(tmp_path / "out" / "w1-s0" / "checkpoints" / "last.ckpt") <= share
+    assert probe.main(args) == 0  # cached: nothing trained again, the same table
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:] == rows
+
+
+def test_size_weight_probe_refuses_a_bad_weight_list_in_one_line(tmp_path, capsys):
+    assert _script("size_weight_probe").main(["data", str(tmp_path / "out"), "--weights", "big"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "size_weight_probe: error: expected comma-separated numbers, got 'big'"
+    assert not (tmp_path / "out").exists()
