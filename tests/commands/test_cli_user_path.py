@@ -124,6 +124,7 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
                  "--progress", "none"]) == 0
     printed = capsys.readouterr().out
     assert "validation val/E: start inf, best epoch" in printed and "never" not in printed
+    assert "validation IoU: start 0." in printed and ", best.ckpt 0." in printed  # E picked it: IoU beside
     # the area bounds the sizes imply: the range measured on the masked training images is printed
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft3"), "--init", str(init), *TINY,
                  "--mixed", "--area-weight", "0.01", "--area-margin", "0.2", "--progress", "none"]) == 0
@@ -227,3 +228,34 @@ def test_predict_original_size_and_oracle_refuse_what_they_cannot_do(tmp_path, c
     assert "--split val: none of its 6 images has a mask" in capsys.readouterr().err
     assert main(["oracle", "--checkpoint", str(tmp_path / "none.ckpt"), "--data", str(prep)]) == 2
     assert "--checkpoint:" in capsys.readouterr().err
+
+
+def test_finetuning_warns_when_best_by_validation_e_lost_overlap(tmp_path, capsys, monkeypatch):
+    import sizeseg.training.pipeline as pipeline
+    from sizeseg.data.prepared import load_prepared
+    import sizeseg.training.selection as selection
+
+    prep = _prepared(tmp_path)
+    assert main(["pretrain", "--data", str(prep), "--out", str(tmp_path / "pre"), *TINY, "--progress", "none"]) == 0
+    init = tmp_path / "pre" / "checkpoints" / "best.ckpt"
+    monkeypatch.setattr(selection, "start_score", lambda model, val, monitor: float("inf"))  # an epoch beats it
+    real, calls = pipeline.evaluate_model, []
+
+    def perfect_start(model, data, batch_size=64):  # the first scoring is the start's overlap
+        calls.append(1)
+        return {**real(model, data, batch_size), **({"IoU": 1.0} if len(calls) == 1 else {})}
+
+    monkeypatch.setattr(pipeline, "evaluate_model", perfect_start)
+    capsys.readouterr()
+    assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft"), "--init", str(init), *TINY,
+                 "--progress", "none"]) == 0
+    printed = capsys.readouterr().out
+    best = real(load_model(tmp_path / "ft" / "checkpoints" / "best.ckpt"), load_prepared(prep).split("val"))["IoU"]
+    assert len(calls) == 2 and f"validation IoU: start 1.0000, best.ckpt {best:.4f}" in printed
+    assert (f"warning: best.ckpt, picked by validation E, has validation IoU {best:.3f} against its start's 1.000 "
+            f"(") in printed and f"The start is {init}; --monitor val/IoU picks by the masks instead" in printed
+    # picked by the masks, there is nothing to warn of and no second scoring
+    calls.clear()
+    assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft2"), "--init", str(init), *TINY,
+                 "--monitor", "val/IoU", "--progress", "none"]) == 0
+    assert calls == [] and "warning: best.ckpt" not in capsys.readouterr().out

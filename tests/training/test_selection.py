@@ -9,7 +9,7 @@ import torch
 from sizeseg.training.config import PREDATING, TrainConfig
 from sizeseg.training.data import NoSingletonBatchSampler, SegmentationDataModule, mode_dataset
 from sizeseg.training.progress import EpochLines, resolve_progress
-from sizeseg.training.selection import MIN_VAL_MASKS, beats, choose_monitor
+from sizeseg.training.selection import IOU_DROP_TOLERANCE, MIN_VAL_MASKS, beats, choose_monitor, overlap_warning
 from tests.training.helpers import tiny_data
 
 
@@ -90,3 +90,13 @@ def test_new_size_keys_default_and_old_records_read_as_the_paper():
     assert cfg.size_criterion in ("relative", "squared") and cfg.noise_scale > 0
     assert TrainConfig.record_defaults()["noise_scale"] == PREDATING["noise_scale"] == 1.0
     assert TrainConfig.record_defaults()["size_criterion"] == "squared"
+
+
+def test_overlap_warning_only_beyond_the_tolerance_and_naming_the_start():
+    assert overlap_warning(0.5, 0.5 - IOU_DROP_TOLERANCE, "val/E", 9, "pre.ckpt") is None
+    assert overlap_warning(0.5, 0.7, "val/E", 9, "pre.ckpt") is None
+    assert overlap_warning(0.5, float("nan"), "val/E", 9, "pre.ckpt") is None
+    message = overlap_warning(0.583, 0.411, "val/E_obj", 9, "runs/pre/checkpoints/best.ckpt")
+    assert message == ("warning: best.ckpt, picked by validation E_obj, has validation IoU 0.411 against its start's "
+                       "0.583 (9 masked validation images): the sizes were fitted at the cost of overlap. The start "
+                       "is runs/pre/checkpoints/best.ckpt; --monitor val/IoU picks by the masks instead")

@@ -255,6 +255,8 @@ def train_summary(mode: str, result) -> list[str]:
         best = "none" if result.best_score is None else f"{result.best_score:.4g}"
         lines.append(f"validation {result.monitor}: start {result.start_score:.4g}, best epoch {best}"
                      + (" (never better than the start: best.ckpt is the start)" if result.start_kept else ""))
+    if result.start_iou is not None and not result.start_kept:
+        lines.append(f"validation IoU: start {result.start_iou:.4f}, best.ckpt {result.best_iou:.4f}")
     return lines
 
 

@@ -40,8 +40,9 @@ class TrainResult:
 
     ``monitor`` is the metric that picked ``best``; ``start_score`` its value for the ``init``
     network on validation (None without ``init``), ``best_score`` the best epoch's; ``start_kept``
-    says that no epoch beat the start, so ``best`` holds the start's weights; ``messages`` are the
-    notes and warnings the run gave.
+    says that no epoch beat the start, so ``best`` holds the start's weights; ``start_iou`` and
+    ``best_iou`` are the validation IoU of the start and of ``best`` when a size metric picked it
+    and validation has masks (None otherwise); ``messages`` are the notes and warnings the run gave.
     """
 
     out_dir: Path
@@ -53,6 +54,8 @@ class TrainResult:
     start_score: float | None = None
     best_score: float | None = None
     start_kept: bool = False
+    start_iou: float | None = None
+    best_iou: float | None = None
     messages: list[str] = field(default_factory=list)
 
 
@@ -216,7 +219,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     import lightning.pytorch as pl
 
     from sizeseg.training.progress import EpochLines, resolve_progress
-    from sizeseg.training.selection import beats, choose_monitor, start_score
+    from sizeseg.training.selection import SIZE_METRICS, beats, choose_monitor, overlap_warning, start_score
 
     if mode not in MONITOR:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
@@ -262,6 +265,9 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         start = start_score(model, val, monitor)
         start_weights = copy.deepcopy(model.state_dict())
         say(f"start ({Path(init).name}): {monitor} {start:.4g} on validation")
+    # a size metric cannot see a mask drift off its object: the start's overlap, to compare best.ckpt with
+    overlap_masks = int(np.asarray(val.has_mask, bool).sum()) if start is not None and monitor in SIZE_METRICS else 0
+    start_iou = float(evaluate_model(model, val)["IoU"]) if overlap_masks else None
     terms = loss_terms_for(mode, cfg, area_ratio)
     if mode == "mixed" and sum(t.weight > 0 for t in terms) >= 2 and any(t.name == "bce" for t in terms):
         from sizeseg.training.balance import balance_note, gradient_balance, probe_batch
@@ -298,9 +304,17 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         messages.append(f"fine-tuning never beat its start on validation ({monitor} start {start:.4g}, best epoch "
                         f"{_fmt(best_score)}): best.ckpt holds the start's weights")
         say(messages[-1])
+    best_iou = None
+    if start_iou is not None:
+        best_iou = start_iou if kept else float(evaluate_model(load_model(best_checkpoint(out_dir)), val)["IoU"])
+        warning = overlap_warning(start_iou, best_iou, monitor, overlap_masks, init)
+        if warning:
+            messages.append(warning)
+            say(warning)
     return TrainResult(Path(out_dir), best_checkpoint(out_dir), last_checkpoint(out_dir),
                        Path(out_dir) / "metrics.csv", time.perf_counter() - began, monitor=monitor,
-                       start_score=start, best_score=best_score, start_kept=kept, messages=messages)
+                       start_score=start, best_score=best_score, start_kept=kept, start_iou=start_iou,
+                       best_iou=best_iou, messages=messages)
 
 
 def _best_score(trainer) -> float | None:
