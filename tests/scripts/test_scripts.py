@@ -387,3 +387,35 @@ def test_size_weight_probe_refuses_a_bad_weight_list_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err == "size_weight_probe: error: expected comma-separated numbers, got 'big'"
     assert not (tmp_path / "out").exists()
+
+
+def test_selection_check_reads_the_epoch_validation_e_picks_and_warns_as_training_would(tmp_path, capsys):
+    from sizeseg.training.selection import overlap_warning
+
+    cell = tmp_path / "runs" / "pretraining" / "m10-s1"
+
+    def metrics(folder: str, rows: list[tuple[float, float]]) -> None:
+        (cell / folder).mkdir(parents=True)
+        lines = ["epoch,epoch_time,val/E,val/IoU"] + [f"{i},,{e},{iou}" for i, (e, iou) in enumerate(rows)]
+        (cell / folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+    metrics("pretrain", [(3.0, 0.40), (2.16, 0.583), (2.0, 0.55)])  # the start: best IoU 0.583, its E 2.16
+    metrics("mixed_defaults", [(2.09, 0.561), (1.72, 0.411), (1.72, 0.40)])  # E falls, IoU with it
+    metrics("finetune_defaults", [(2.5, 0.60), (2.2, 0.59)])  # never beats the start's E: the start is kept
+    (cell / "result.json").write_text(json.dumps([
+        {"stage": "pretrained", "IoU": 0.5758}, {"stage": "mixed (defaults)", "IoU": 0.4149},
+        {"stage": "size (defaults)", "IoU": 0.5758}]))
+    assert _script("selection_check").main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| m10-s1 | mixed (defaults) | 0.583 | 2.16 | 2 | 0.411 | yes | 0.583 | -0.161 |" in out
+    assert "| m10-s1 | size (defaults) | 0.583 | 2.16 | start | 0.583 |  | 0.600 | +0.000 |" in out
+    assert overlap_warning(0.583, 0.411, "val/E", 9, "pre.ckpt") is not None  # the library agrees
+    assert "warned: 1 runs, mean test gain -0.1609" in out and "not warned: 1 runs, mean test gain +0.0000" in out
+    assert "no epoch beat the start's validation IoU in 1 of 2 runs" in out
+    assert _script("selection_check").main([str(tmp_path / "none")]) == 2
+    capsys.readouterr()
+    assert _script("selection_check").main([str(tmp_path), "--stages", "mixed (defaults)"]) == 0
+    assert [line[:29] for line in capsys.readouterr().out.splitlines() if line.startswith("| m10")] == [
+        "| m10-s1 | mixed (defaults) "]
+    assert _script("selection_check").main([str(tmp_path), "--stages", "bogus"]) == 2
+    assert "--stages: unknown stage(s) bogus" in capsys.readouterr().err
