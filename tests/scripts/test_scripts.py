@@ -416,6 +416,6 @@ def test_selection_check_reads_the_epoch_validation_e_picks_and_warns_as_trainin
     capsys.readouterr()
     assert _script("selection_check").main([str(tmp_path), "--stages", "mixed (defaults)"]) == 0
     assert [line[:29] for line in capsys.readouterr().out.splitlines() if line.startswith("| m10")] == [
-        "| m10-s1 | mixed (defaults) "]
+        "| m10-s1 | mixed (defaults) |"]
     assert _script("selection_check").main([str(tmp_path), "--stages", "bogus"]) == 2
     assert "--stages: unknown stage(s) bogus" in capsys.readouterr().err
