@@ -253,7 +253,7 @@ def test_finetuning_warns_when_best_by_validation_e_lost_overlap(tmp_path, capsy
     best = real(load_model(tmp_path / "ft" / "checkpoints" / "best.ckpt"), load_prepared(prep).split("val"))["IoU"]
     assert len(calls) == 2 and f"validation IoU: start 1.0000, best.ckpt {best:.4f}" in printed
     assert (f"warning: best.ckpt, picked by validation E, has validation IoU {best:.3f} against its start's 1.000 "
-            f"(") in printed and f"The start is {init}; --monitor val/IoU picks by the masks instead" in printed
+            f"(") in printed and f"with the start ({init}) on masks you trust" in printed
     # picked by the masks, there is nothing to warn of and no second scoring
     calls.clear()
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft2"), "--init", str(init), *TINY,

@@ -98,5 +98,6 @@ def test_overlap_warning_only_beyond_the_tolerance_and_naming_the_start():
     assert overlap_warning(0.5, float("nan"), "val/E", 9, "pre.ckpt") is None
     message = overlap_warning(0.583, 0.411, "val/E_obj", 9, "runs/pre/checkpoints/best.ckpt")
     assert message == ("warning: best.ckpt, picked by validation E_obj, has validation IoU 0.411 against its start's "
-                       "0.583 (9 masked validation images): the sizes were fitted at the cost of overlap. The start "
-                       "is runs/pre/checkpoints/best.ckpt; --monitor val/IoU picks by the masks instead")
+                       "0.583 (9 masked validation images). A size error cannot see a mask move off its object: "
+                       "compare best.ckpt with the start (runs/pre/checkpoints/best.ckpt) on masks you trust "
+                       "(sizeseg evaluate), or pick by the masks with --monitor val/IoU")
