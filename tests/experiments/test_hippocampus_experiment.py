@@ -24,7 +24,7 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
     for m in ("10", "85", "all"):
         for seed in (0, 1, 2):
             rows = []
-            for stage in ("pretrained", "size fine-tuned", "mixed") + (("true-size oracle",) if m == "10" else ()):
+            for stage in ("pretrained", "size fine-tuned", "mixed") + (("true-size oracle", H.CONTROL_STAGE) if m == "10" else ()):
                 iou, e = float(rng.uniform(0.4, 0.8)), float(rng.uniform(0.5, 3.0))
                 truth[(m, seed, stage)] = iou
                 truth[(m, seed, stage, "E")] = e
@@ -46,8 +46,13 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
         assert row["size fine-tuned gain"] == f"{g:+.4f} ± {gsd:.4f}"
         e_mean, e_sd, _ = mean_sd(truth[(m, s, "pretrained", "E")] for s in range(3))
         assert row["pretrained E"] == f"{e_mean:.2f} ± {e_sd:.2f}"
-    assert len(read_csv(tmp_path / "pretraining.csv")) == 30
+    assert len(read_csv(tmp_path / "pretraining.csv")) == 33
     assert summary["10"]["true-size oracle IoU"] and not summary["85"]["true-size oracle IoU"]
+    # the mixed stage against the mask-only control, paired by seed, where the control ran
+    g, gsd, _ = mean_sd(truth[("10", s, "mixed")] - truth[("10", s, H.CONTROL_STAGE)] for s in range(3))
+    assert summary["10"]["mixed − control"] == f"{g:+.4f} ± {gsd:.4f}" and summary["85"]["mixed − control"] == ""
+    assert "size fine-tuned − control" not in summary["10"]  # not a mixed stage: other batches
+    assert "'− control' is a mixed stage's paired difference" in text
     assert (tmp_path / "pretraining.png").stat().st_size > 0
 
 

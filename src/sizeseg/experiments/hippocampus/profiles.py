@@ -59,6 +59,8 @@ PAPER_PRETRAINING = "paper (Fig. 7): fine-tuning on sizes raised test IoU by ≈
 #: README step 4's size term: image units, weight 4 (1e-3 per pixel at 64x64)
 IMAGE_UNITS = {"size_units": "image", "size_weight": RECOMMENDED_SIZE_WEIGHT}
 
+#: the mask-only control, which the report compares the mixed stages with
+CONTROL_STAGE = "masks only (control)"
 #: Fine-tuning variants of Exp. 2: stage name -> (run folder, training mode, TrainConfig changes).
 FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     "size fine-tuned": ("finetune", "finetune", {}),
@@ -80,7 +82,7 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # the mask-only control of the mixed stages: their schedule, batches and selection with the size term
     # off, so that mixed minus control is what the sizes added and control minus pre-trained what more
     # training on the m masks did
-    "masks only (control)": ("control", "mixed", {"defaults": True, "size_weight": 0.0}),
+    CONTROL_STAGE: ("control", "mixed", {"defaults": True, "size_weight": 0.0}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.

@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 
 from sizeseg.experiments.hippocampus.profiles import (
-    PAPER_PRETRAINING, PAPER_SAMPLES, PROFILES, ORACLE_STAGE, STAGE_NAMES, Profile, m_label,
+    CONTROL_STAGE, FINETUNE_STAGES, PAPER_PRETRAINING, PAPER_SAMPLES, PROFILES, ORACLE_STAGE, STAGE_NAMES, Profile, m_label,
 )
 from sizeseg.experiments.report import mean_sd, markdown_table, new_figure, save_figure, write_csv
 
@@ -76,6 +76,12 @@ def report_samples(out: Path, profile: Profile, command: str) -> str:
     return text
 
 
+def _paired_gains(rows: list[dict], m: str, stage: str, baseline: str) -> list[float]:
+    """Test IoU of ``stage`` minus ``baseline``'s, per seed of ``m`` that has both."""
+    by_seed = {r["seed"]: r["IoU"] for r in rows if r["m"] == m and r["stage"] == baseline}
+    return [r["IoU"] - by_seed[r["seed"]] for r in rows if r["m"] == m and r["stage"] == stage and r["seed"] in by_seed]
+
+
 def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     """pretraining.csv, pretraining_summary.csv, pretraining.png, pretraining.md from the finished runs."""
     import json
@@ -91,6 +97,8 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     rows.sort(key=lambda r: (order.get(r["m"], 99), r["seed"], r["stage"]))
     write_csv(out / "pretraining.csv", rows, ["m", "seed", "stage", "IoU", "Dice", "E", "epochs", "seconds"])
     stages = ("pretrained",) + tuple(s for s in STAGE_NAMES if any(r["stage"] == s for r in rows))
+    against_control = [s for s in stages if CONTROL_STAGE in stages and s != CONTROL_STAGE
+                       and s in FINETUNE_STAGES and FINETUNE_STAGES[s][1] == "mixed"]
     summary = []
     for m in sorted({r["m"] for r in rows}, key=lambda k: order.get(k, 99)):
         item = {"m": m}
@@ -102,19 +110,18 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
                 item["seeds"] = count
             e_mean, e_sd, e_count = mean_sd(r["E"] for r in rows if r["m"] == m and r["stage"] == stage)
             item[f"{stage} E"] = f"{e_mean:.2f} ± {e_sd:.2f}" if e_count else ""
-        # Gains per seed (paired), then mean ± sd.
+        # Gains per seed (paired), then mean ± sd: over the pre-trained network, and the mixed stages over
+        # the mask-only control (what the sizes added to the same training on the masks)
         for stage in stages[1:]:
-            gains = []
-            for r in rows:
-                if r["m"] == m and r["stage"] == stage:
-                    base = [p for p in rows if p["m"] == m and p["seed"] == r["seed"] and p["stage"] == "pretrained"]
-                    if base:
-                        gains.append(r["IoU"] - base[0]["IoU"])
-            g, gsd, count = mean_sd(gains)
+            g, gsd, count = mean_sd(_paired_gains(rows, m, stage, "pretrained"))
             item[f"{stage} gain"] = f"{g:+.4f} ± {gsd:.4f}" if count else ""
             item[f"_{stage}_gain"] = g
+        for stage in against_control:
+            g, gsd, count = mean_sd(_paired_gains(rows, m, stage, CONTROL_STAGE))
+            item[f"{stage} − control"] = f"{g:+.4f} ± {gsd:.4f}" if count else ""
         summary.append(item)
-    columns = ["m", "seeds"] + [f"{s} IoU" for s in stages] + [f"{s} gain" for s in stages[1:]]
+    columns = (["m", "seeds"] + [f"{s} IoU" for s in stages] + [f"{s} gain" for s in stages[1:]]
+               + [f"{s} − control" for s in against_control])
     write_csv(out / "pretraining_summary.csv", summary, columns + [f"{s} E" for s in stages])
     fig, (ax,) = new_figure(1, width=6)
     xs = list(range(len(summary)))
@@ -141,7 +148,9 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
         + (" 'size-matched': SizeLoss plus BCE to the network's own prediction moved, along its own pixel ranking, "
            "onto the annotated size (`sizeseg.ops.size_matched_mask`)." if "size-matched" in stages else "")
         + (f" '{ORACLE_STAGE}': no training; the pre-trained network's test predictions moved the same way onto the true "
-           "test sizes, i.e. the most that knowing each size exactly buys through a threshold." if ORACLE_STAGE in stages else ""), "",
+           "test sizes, i.e. the most that knowing each size exactly buys through a threshold." if ORACLE_STAGE in stages else "")
+        + (f" '{CONTROL_STAGE}': mixed training with the size term off (the same batches, schedule and selection); "
+           "'− control' is a mixed stage's paired difference to it, what the sizes added." if against_control else ""), "",
         markdown_table(summary, columns), "",
         "Test E (squared size error, eq. 22), mean ± sd over seeds:", "",
         markdown_table(summary, ["m", "seeds"] + [f"{s} E" for s in stages]), "",
