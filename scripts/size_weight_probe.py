@@ -8,7 +8,8 @@ DATA is the Task04_Hippocampus folder (or a folder prepared from it). The script
 of one (m, seed) cell of ``sizeseg experiment pretraining`` with that experiment's settings (so its test
 IoU is the recorded one), then fine-tunes it on the sizes alone with the library's size loss (the
 ``size (defaults)`` stage) at each per-pixel weight and each fine-tuning seed, and prints test IoU and E
-with the network's share of weights where Adam's eps outweighs the gradient's running scale.
+with the network's shares of weights that no step moved (no gradient) and where Adam's eps outweighs
+the gradient's running scale.
 
 Adam's update m / (sqrt(v) + eps) does not change when the loss is multiplied by a constant, except
 through eps (1e-8). A squared size error weighted 1e-3 per pixel has gradients near eps on some weights,
@@ -33,16 +34,17 @@ import torch
 ADAM_EPS = 1e-8
 
 
-def eps_share(last_checkpoint: Path, beta2: float = 0.999) -> float:
-    """Share of the network's weights whose bias-corrected sqrt(v) at the end of training is below eps."""
+def eps_shares(last_checkpoint: Path, beta2: float = 0.999) -> tuple[float, float]:
+    """Shares of the network's weights that no step gave a gradient (v = 0: Adam never moves them), and whose
+    bias-corrected sqrt(v) at the end of training is positive but below eps (there eps damps the step)."""
     state = torch.load(last_checkpoint, map_location="cpu", weights_only=True)["optimizer_states"][0]["state"]
-    below = total = 0
+    idle = damped = total = 0
     for item in state.values():
-        steps = float(item["step"])
-        scale = (item["exp_avg_sq"] / (1.0 - beta2 ** steps)).sqrt()
-        below += int((scale < ADAM_EPS).sum())
+        scale = (item["exp_avg_sq"] / (1.0 - beta2 ** float(item["step"]))).sqrt()
+        idle += int((scale == 0).sum())
+        damped += int(((scale > 0) & (scale < ADAM_EPS)).sum())
         total += scale.numel()
-    return below / max(total, 1)
+    return idle / max(total, 1), damped / max(total, 1)
 
 
 def number_list(text: str, kind=float) -> list:
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     pre = _train_once("pretrain", data, out / "pretrain", pretrain_config(profile, args.m, n_train, args.seed))
     start = evaluate_model(load_model(pre.best), test)
     print(f"m {args.m}, seed {args.seed}: pre-trained test IoU {start['IoU']:.4f}, E {start['E']:.3f}")
-    print("| size weight (per pixel) | fine-tuning seed | test IoU | gain | test E | epochs | sqrt(v) < eps |")
-    print("|---|---|---|---|---|---|---|")
+    print("| size weight (per pixel) | fine-tuning seed | test IoU | gain | test E | epochs | no gradient (v = 0) | "
+          "0 < sqrt(v) < eps |")
+    print("|---|---|---|---|---|---|---|---|")
     settings = stage_settings(FINETUNE_STAGES["size (defaults)"][2])
     for weight in weights:
         for seed in seeds:
@@ -98,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             run = _train_once("finetune", data, out / f"w{weight:g}-s{seed}", cfg, init=pre.best)
             score = evaluate_model(load_model(run.best), test)
             epochs = len(read_epochs(run.metrics_csv))
+            idle, damped = eps_shares(run.last)
             print(f"| {weight:g} | {seed} | {score['IoU']:.4f} | {score['IoU'] - start['IoU']:+.4f} | "
-                  f"{score['E']:.3f} | {epochs} | {eps_share(run.last):.1%} |", flush=True)
+                  f"{score['E']:.3f} | {epochs} | {idle:.1%} | {damped:.1%} |", flush=True)
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sizeseg.data.prepared import save_prepared
 from sizeseg.data.synthetic import synthetic_data
@@ -374,10 +375,10 @@ def test_size_weight_probe_fine_tunes_each_weight_and_seed_from_one_start(tmp_pa
     assert probe.main(args) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0.001 |") or line.startswith("| 1 |")]
     assert [row.split(" | ")[:2] for row in rows] == [["| 0.001", "0"], ["| 0.001", "1"], ["| 1", "0"], ["| 1", "1"]]
-    share = probe.eps_share(tmp_path / "out" / "w0.001-s0" / "checkpoints" / "last.ckpt")
-    assert 0.0 <= share <= 1.0 and f"{share:.1%}" in rows[0]
-    # the same weight with a thousand times larger loss leaves fewer weights where eps outweighs sqrt(v)
-    assert probe.eps_share(tmp_path / "out" / "w1-s0" / "checkpoints" / "last.ckpt") <= share
+    idle, damped = probe.eps_shares(tmp_path / "out" / "w0.001-s0" / "checkpoints" / "last.ckpt")
+    assert 0.0 <= idle + damped <= 1.0 and rows[0].endswith(f"| {idle:.1%} | {damped:.1%} |")
+    # a thousand times larger loss leaves fewer weights where eps outweighs sqrt(v)
+    assert probe.eps_shares(tmp_path / "out" / "w1-s0" / "checkpoints" / "last.ckpt")[1] <= damped
     assert probe.main(args) == 0  # cached: nothing trained again, the same table
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:] == rows
 
@@ -419,3 +420,11 @@ def test_selection_check_reads_the_epoch_validation_e_picks_and_warns_as_trainin
         "| m10-s1 | mixed (defaults) |"]
     assert _script("selection_check").main([str(tmp_path), "--stages", "bogus"]) == 2
     assert "--stages: unknown stage(s) bogus" in capsys.readouterr().err
+
+
+def test_size_weight_probe_eps_shares_match_a_hand_count(tmp_path):
+    # bias correction at step 1 with beta2 0.999: v_hat = v / 0.001, so v = 1e-22 gives sqrt(v_hat) ~ 3.2e-10
+    v = torch.tensor([0.0, 0.0, 1e-22, 1e-22, 1e-22, 1.0, 1.0, 1.0])
+    state = {0: {"step": torch.tensor(1.0), "exp_avg_sq": v[:4]}, 1: {"step": torch.tensor(1.0), "exp_avg_sq": v[4:]}}
+    torch.save({"optimizer_states": [{"state": state}]}, tmp_path / "last.ckpt")
+    assert _script("size_weight_probe").eps_shares(tmp_path / "last.ckpt") == (2 / 8, 3 / 8)
