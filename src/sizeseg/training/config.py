@@ -26,17 +26,18 @@ SIZE_UNITS = ("pixels", "image")
 DEFAULT_SIZE_CRITERION = "squared"
 #: units of the size and area terms: pixels, the papers'. Image units (sizes in image sides, areas in images)
 #: keep one weight's balance against BCE at any working shape, and README step 4 uses them; as the default
-#: they were measured and dropped: on the hippocampus's 48x32 slices the image-unit weight (4, i.e. 2.6e-3
-#: per pixel) lost more test IoU in size fine-tuning than 1e-3 per pixel from the same starts, in 4 of 5
-#: cells (mean 0.030), while mixed training was no worse (results/hippocampus/, image-units-default/). Per
+#: they were measured and not taken: on the hippocampus's 48x32 slices the image-unit weight (4, i.e. 2.6e-3
+#: per pixel) lost more test IoU in size fine-tuning than 1e-3 per pixel in 9 of 12 cells (mean 0.017, one
+#: fine-tuning seed each), within the spread of ten fine-tuning seeds of one cell, where neither unit was
+#: better; mixed training was no worse (results/hippocampus/, image-units-default/, size-weight-adam/). Per
 #: pixel the weight is balanced at 64x64 only; training prints a note with the balanced per-pixel weights
 #: when per-pixel weights are far from that balance.
 DEFAULT_SIZE_UNITS = "pixels"
 #: weight of the size term, per pixel (4 in image units at 64x64, where it was chosen). There the size term's
 #: gradient on a pre-trained network is within a few times BCE's for objects of ~5-30 px (results/sizes-acdc/,
 #: column grad size/BCE), so --mixed trains on both; at 1 the sizes drown the masks. Size-only fine-tuning
-#: depends on it too, under Adam: the demo's size-only run scored 0.494 at 1e-3 and 0.530 at 2.6e-3 per
-#: pixel, and the hippocampus lost more at 2.6e-3.
+#: seemed to depend on it under Adam (demo: 0.494 at 1e-3, 0.530 at 2.6e-3 per pixel), but on the hippocampus
+#: ten fine-tuning seeds per weight did not separate the two (results/hippocampus/size-weight-adam/).
 DEFAULT_SIZE_WEIGHT = 1e-3
 #: README step 4's weights, in image units: the default size weight (1e-3) and the area weight 0.01 per pixel at
 #: 64x64, where they were chosen on ACDC LV (results/sizes-acdc/)
