@@ -74,6 +74,11 @@ def test_size_weight_noise_scale_and_criterion_flags_reach_the_config(tmp_path, 
     assert code == 2 and "--size-criterion expects" in capsys.readouterr().err
     code = main(["finetune", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--noise-scale", "0"])
     assert code == 2 and "--noise-scale expects" in capsys.readouterr().err
+    # mixed training's flips: off unless asked, a finetune flag only
+    assert _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o"])).mixed_flips is False
+    assert _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o", "--mixed-flips"])).mixed_flips
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["pretrain", "--data", "d", "--out", "o", "--mixed-flips"])
 
 
 def _prepared(tmp_path, masked_val: bool = True):

@@ -31,6 +31,22 @@ def test_mode_datasets_expose_what_each_mode_may_see():
         mode_dataset(data, "pretrain", m=100)
 
 
+def test_mixed_flips_only_when_asked_and_only_in_mixed_mode():
+    train = tiny_data(40).split("train")
+    assert mode_dataset(train, "mixed", m=2).augment == "none"  # the recorded mixed runs had no flips
+    assert mode_dataset(train, "mixed", m=2, mixed_flips=True).augment == "flip"
+    assert mode_dataset(train, "finetune", mixed_flips=True).augment == "none"  # size-only: as in the paper
+    assert mode_dataset(train, "pretrain", m=2, flips=False, mixed_flips=True).augment == "none"
+    flipped = mode_dataset(train, "mixed", m=2, seed=0, mixed_flips=True)
+    torch.manual_seed(0)
+    items = [flipped[i] for i in range(len(flipped)) for _ in range(4)]
+    plain = mode_dataset(train, "mixed", m=2, seed=0)
+    assert any(not torch.equal(torch.as_tensor(a["image"]), torch.as_tensor(plain[i // 4]["image"]))
+               for i, a in enumerate(items))
+    assert all(float(a["size"]) == float(plain[i // 4]["size"]) or math.isnan(float(a["size"]))
+               for i, a in enumerate(items))  # a flip keeps the object's size
+
+
 def test_mixed_sampler_draws_the_requested_mask_fraction():
     ds = mode_dataset(tiny_data(40).split("train"), "mixed", m=2)
     dm = SegmentationDataModule(ds, batch_size=5, mask_fraction=0.5, seed=3)

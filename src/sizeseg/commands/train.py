@@ -94,6 +94,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser, extra: dict) -> None:
         parser.add_argument(flag, dest=key, type=kind, default=None, help=f"{text} (default: {_default_text(key)})")
     parser.add_argument("--no-flips", dest="flips", action="store_false", default=None,
                         help="no random flips in pre-training (default: flips)")
+    if extra is FINETUNE_FLAGS:  # mixed training is a finetune mode
+        parser.add_argument("--mixed-flips", dest="mixed_flips", action="store_true", default=None,
+                            help="mixed mode: random flips of its images too, as in pre-training (default: none)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a last checkpoint "
                                                                  "(default: resume from OUT/checkpoints/last.ckpt)")
     parser.add_argument("--progress", nargs="?", const="bar", default="auto", choices=("auto", "bar", "lines", "none"),
@@ -159,6 +162,7 @@ def _config(args: argparse.Namespace):
     # errors name the flag the user typed, not the config key behind it
     labels = {key: flag for flag, (key, _, _) in {**TRAIN_FLAGS, **PRETRAIN_FLAGS, **FINETUNE_FLAGS}.items()}
     labels["flips"] = "--no-flips"
+    labels["mixed_flips"] = "--mixed-flips"
     if args.config:
         return TrainConfig.from_yaml(args.config, overrides=flags, labels=labels)
     return TrainConfig.from_mapping(flags, source="flags", labels=labels)

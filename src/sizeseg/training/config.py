@@ -98,6 +98,9 @@ HELP = {
     "flips": "random flips in pre-training",
     "m": "masked training images kept for pre-training / mixed training (null: all)",
     "mask_fraction": "mixed mode: expected fraction of masked images per epoch",
+    "mixed_flips": "mixed mode: random flips of its images too, as in pre-training (off: the recorded mixed runs "
+                   "had none; more training on a few unflipped masks can lower validation IoU, "
+                   "results/hippocampus/mixed-collapse/)",
     "seed": "seed of the masked subset, initialisation and batch order",
     "limit_train_batches": "batches per epoch (null: all)",
     "val_every": "validate and checkpoint every this many epochs",
@@ -144,6 +147,8 @@ class TrainConfig:
         flips: random flips in supervised pre-training (the size paper's augmentation).
         m: masked training images for pre-training / mixed training (None: all).
         mask_fraction: expected fraction of masked images in each mixed-training epoch.
+        mixed_flips: random flips of mixed training's images too (off by default: the recorded mixed
+            runs had none, as the paper's fine-tuning has no augmentation).
         seed: seed of the subset choice, the weights' initialisation and the batch order.
         limit_train_batches: train batches per epoch (None: all); for quick runs.
         val_every: validate (and checkpoint) every this many epochs.
@@ -174,6 +179,7 @@ class TrainConfig:
     flips: bool = True
     m: int | None = None
     mask_fraction: float = 0.5
+    mixed_flips: bool = False
     seed: int = 0
     limit_train_batches: int | None = None
     val_every: int = 1
@@ -240,7 +246,7 @@ class TrainConfig:
             >>> TrainConfig.from_mapping({"learning_rate": 0.01})
             Traceback (most recent call last):
             ...
-            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, min_epochs, monitor, n_samples, noise_scale, size_criterion, size_loss, size_units, bce_weight, size_weight, size_matched_weight, area_weight, area_margin, flips, m, mask_fraction, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
+            ValueError: config: unknown key 'learning_rate'; known keys: model, lr, lr_step, lr_gamma, batch_size, max_epochs, patience, min_epochs, monitor, n_samples, noise_scale, size_criterion, size_loss, size_units, bce_weight, size_weight, size_matched_weight, area_weight, area_margin, flips, m, mask_fraction, mixed_flips, seed, limit_train_batches, val_every, epoch_items, num_workers, accelerator, devices, strategy
         """
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of settings, got {type(values).__name__}")

@@ -14,13 +14,15 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 TRAINING_MODES = ("pretrain", "finetune", "mixed")
 
 
-def mode_dataset(train, mode: str, m: int | None = None, seed: int = 0, flips: bool = True) -> Dataset:
+def mode_dataset(train, mode: str, m: int | None = None, seed: int = 0, flips: bool = True,
+                 mixed_flips: bool = False) -> Dataset:
     """The training dataset of one mode, from the training split ``train`` (a ``PreparedData``).
 
     - ``pretrain``: only the ``m`` masked items chosen by ``choose_masked(seed)`` (all if ``m`` is
       None), with random flips when ``flips`` (the size paper's augmentation);
     - ``finetune``: every item with its size and no mask, no augmentation (as in the paper);
-    - ``mixed``: every item with its size, masks on the same ``m`` items as ``pretrain``.
+    - ``mixed``: every item with its size, masks on the same ``m`` items as ``pretrain``; random flips
+      when ``mixed_flips``.
 
     Example:
         >>> from sizeseg.data.synthetic import synthetic_data
@@ -42,7 +44,8 @@ def mode_dataset(train, mode: str, m: int | None = None, seed: int = 0, flips: b
         return SegmentationDataset(train.take(chosen), masked=None, sizes="all", augment="flip" if flips else "none")
     if np.isnan(np.asarray(train.sizes, np.float32)).all():
         raise ValueError(f"{mode}: no training item has a size; prepare the data with sizes")
-    return SegmentationDataset(train, masked=0 if mode == "finetune" else m, sizes="all", seed=seed)
+    augment = "flip" if mode == "mixed" and mixed_flips else "none"
+    return SegmentationDataset(train, masked=0 if mode == "finetune" else m, sizes="all", seed=seed, augment=augment)
 
 
 def eval_dataset(data) -> Dataset:

@@ -238,7 +238,8 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     monitor, messages = choose_monitor(default, cfg.monitor, val)
     for message in messages:
         say(message)
-    train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips)
+    train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips,
+                             mixed_flips=cfg.mixed_flips)
     note = pixel_units_note(mode, cfg, tuple(int(n) for n in data.images.shape[2:]))
     if note:
         say(note)
