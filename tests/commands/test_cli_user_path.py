@@ -115,7 +115,8 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
     assert main(["pretrain", "--data", str(prep), "--out", str(tmp_path / "pre"), *TINY, "--progress", "none"]) == 0
     init = tmp_path / "pre" / "checkpoints" / "best.ckpt"
     capsys.readouterr()
-    monkeypatch.setattr(selection, "start_score", lambda model, val, monitor: 0.0)  # E = 0: unbeatable
+    real_start = selection.start_scores
+    monkeypatch.setattr(selection, "start_scores", lambda model, val, monitor: (0.0, None))  # E = 0: unbeatable
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft"), "--init", str(init), *TINY,
                  "--lr", "1e-2", "--progress", "none"]) == 0
     printed = capsys.readouterr().out
@@ -124,7 +125,8 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
     kept, start = load_model(tmp_path / "ft" / "checkpoints" / "best.ckpt"), load_model(init)
     for a, b in zip(kept.state_dict().values(), start.state_dict().values()):
         assert torch.equal(a, b)
-    monkeypatch.setattr(selection, "start_score", lambda model, val, monitor: float("inf"))
+    monkeypatch.setattr(selection, "start_scores", lambda model, val, monitor: (float("inf"),
+                                                                               real_start(model, val, monitor)[1]))
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft2"), "--init", str(init), *TINY,
                  "--progress", "none"]) == 0
     printed = capsys.readouterr().out
@@ -243,7 +245,9 @@ def test_finetuning_warns_when_best_by_validation_e_lost_overlap(tmp_path, capsy
     prep = _prepared(tmp_path)
     assert main(["pretrain", "--data", str(prep), "--out", str(tmp_path / "pre"), *TINY, "--progress", "none"]) == 0
     init = tmp_path / "pre" / "checkpoints" / "best.ckpt"
-    monkeypatch.setattr(selection, "start_score", lambda model, val, monitor: float("inf"))  # an epoch beats it
+    real_start = selection.start_scores  # scored for real, then beatable by any epoch
+    monkeypatch.setattr(selection, "start_scores", lambda model, val, monitor: (float("inf"),
+                                                                               real_start(model, val, monitor)[1]))
     real, calls = pipeline.evaluate_model, []
 
     def perfect_start(model, data, batch_size=64):  # the first scoring is the start's overlap
@@ -259,8 +263,8 @@ def test_finetuning_warns_when_best_by_validation_e_lost_overlap(tmp_path, capsy
     assert len(calls) == 2 and f"validation IoU: start 1.0000, best.ckpt {best:.4f}" in printed
     assert (f"warning: best.ckpt, picked by validation E, has validation IoU {best:.3f} against its start's 1.000 "
             f"(") in printed and f"with the start ({init}) on masks you trust" in printed
-    # picked by the masks, there is nothing to warn of and no second scoring
+    # picked by the masks, there is nothing to warn of and no second scoring: the start's only
     calls.clear()
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft2"), "--init", str(init), *TINY,
                  "--monitor", "val/IoU", "--progress", "none"]) == 0
-    assert calls == [] and "warning: best.ckpt" not in capsys.readouterr().out
+    assert calls == [1] and "warning: best.ckpt" not in capsys.readouterr().out

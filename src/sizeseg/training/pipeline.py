@@ -219,7 +219,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     import lightning.pytorch as pl
 
     from sizeseg.training.progress import EpochLines, resolve_progress
-    from sizeseg.training.selection import SIZE_METRICS, beats, choose_monitor, overlap_warning, start_score
+    from sizeseg.training.selection import beats, choose_monitor, overlap_warning, start_scores
 
     if mode not in MONITOR:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
@@ -261,14 +261,12 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         check_resume(out_dir, settings, TrainConfig().to_dict(),
                      "resume with the same settings, start afresh with --no-resume (resume=False) or use another --out")
     write_run_settings(out_dir, settings)
-    start, start_weights = None, None
+    start, start_iou, start_weights = None, None, None
     if init is not None:
-        start = start_score(model, val, monitor)
+        # with a size metric, also the start's overlap, to compare best.ckpt with: E cannot see a mask drift
+        start, start_iou = start_scores(model, val, monitor)
         start_weights = copy.deepcopy(model.state_dict())
         say(f"start ({Path(init).name}): {monitor} {start:.4g} on validation")
-    # a size metric cannot see a mask drift off its object: the start's overlap, to compare best.ckpt with
-    overlap_masks = int(np.asarray(val.has_mask, bool).sum()) if start is not None and monitor in SIZE_METRICS else 0
-    start_iou = float(evaluate_model(model, val)["IoU"]) if overlap_masks else None
     terms = loss_terms_for(mode, cfg, area_ratio)
     if mode == "mixed" and sum(t.weight > 0 for t in terms) >= 2 and any(t.name == "bce" for t in terms):
         from sizeseg.training.balance import balance_note, gradient_balance, probe_batch
@@ -308,7 +306,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     best_iou = None
     if start_iou is not None:
         best_iou = start_iou if kept else float(evaluate_model(load_model(best_checkpoint(out_dir)), val)["IoU"])
-        warning = overlap_warning(start_iou, best_iou, monitor, overlap_masks, init)
+        warning = overlap_warning(start_iou, best_iou, monitor, int(np.asarray(val.has_mask, bool).sum()), init)
         if warning:
             messages.append(warning)
             say(warning)
