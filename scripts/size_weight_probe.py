@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     profile = PROFILES[args.profile] if not args.model else replace(PROFILES[args.profile], model=args.model)
     out = Path(args.out)
-    data = load_hippocampus(args.data, out)
+    try:
+        data = load_hippocampus(args.data, out)
+    except (OSError, ValueError) as error:  # a missing or unreadable DATA: one line, nothing trained
+        print(f"size_weight_probe: error: {error}", file=sys.stderr)
+        return 2
     test = data.split("test")
     n_train = int((data.splits == "train").sum())
     pre = _train_once("pretrain", data, out / "pretrain", pretrain_config(profile, args.m, n_train, args.seed))

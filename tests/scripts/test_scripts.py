@@ -388,6 +388,9 @@ def test_size_weight_probe_refuses_a_bad_weight_list_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err.strip()
     assert err == "size_weight_probe: error: expected comma-separated numbers, got 'big'"
     assert not (tmp_path / "out").exists()
+    assert _script("size_weight_probe").main([str(tmp_path / "none"), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"size_weight_probe: error: --data: {tmp_path / 'none'} is not a folder"
+    assert not (tmp_path / "out").exists()
 
 
 def test_selection_check_reads_the_epoch_validation_e_picks_and_warns_as_training_would(tmp_path, capsys):
