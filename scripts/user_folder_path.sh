@@ -17,6 +17,9 @@ declare -A FLAGS=(
   [ft-area]="--area-weight 0.01"
   [mixed-area-image]="--mixed --size-units image --size-weight 4 --area-weight 40"
   [ft-area-image]="--size-units image --size-weight 4 --area-weight 40"
+  # the same two of step 4 with best.ckpt picked by validation IoU (on the masked validation images)
+  [control-iou]="--mixed --size-weight 0 --monitor val/IoU"
+  [mixed-area-image-iou]="--mixed --size-units image --size-weight 4 --area-weight 40 --monitor val/IoU"
 )
 for run in $RUNS; do  # before any work
   [ -n "${FLAGS[$run]+set}" ] || { echo "RUNS: unknown run '$run'; expected some of: ${!FLAGS[*]}" >&2; exit 2; }

@@ -116,6 +116,14 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
     for stage in ("size (image units)", "mixed (image units)"):  # README step 4's size term
         assert stage_settings(FINETUNE_STAGES[stage][2]) == {**{k: getattr(library, k) for k in PAPER_SIZE_LOSS},
                                                              **image}
+    # the IoU-selection stages are their E-selected pairs with the monitor changed, and nothing else
+    for by_iou, by_e in (("size (IoU selection)", "size (defaults)"), ("mixed (IoU selection)", "mixed (defaults)"),
+                         ("control (IoU selection)", "masks only (control)")):
+        assert FINETUNE_STAGES[by_iou][1] == FINETUNE_STAGES[by_e][1]
+        assert FINETUNE_STAGES[by_iou][0] != FINETUNE_STAGES[by_e][0]
+        assert stage_settings(FINETUNE_STAGES[by_iou][2]) == {**stage_settings(FINETUNE_STAGES[by_e][2]),
+                                                              "monitor": "val/IoU"}
+        assert finetune_config(PROFILES["cpu"], 10, 0).monitor == ""  # E-selected stages keep the mode's default
 
 
 class _StageResult:

@@ -366,6 +366,25 @@ def test_user_folder_path_runs_the_readmes_step_4_settings():
     assert config(step4) == config(recorded) != config(["--mixed"])
 
 
+def test_user_folder_path_iou_runs_differ_from_their_pair_only_in_the_monitor():
+    import re
+    from dataclasses import replace
+
+    from sizeseg.cli import build_parser
+    from sizeseg.commands.train import _config
+
+    script = (SCRIPTS / "user_folder_path.sh").read_text()
+
+    def config(run):
+        flags = re.search(rf'\[{run}\]="(.*)"', script).group(1).split()
+        return _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o", *flags]))
+
+    for run in ("control", "mixed-area-image"):
+        by_iou = config(f"{run}-iou")
+        assert by_iou.monitor == "val/IoU" and config(run).monitor == ""
+        assert replace(by_iou, monitor="") == config(run)
+
+
 @pytest.mark.slow
 def test_size_weight_probe_fine_tunes_each_weight_and_seed_from_one_start(tmp_path, capsys):
     prepared = save_prepared(synthetic_data(40, shape=(32, 32), seed=0), tmp_path / "prep")

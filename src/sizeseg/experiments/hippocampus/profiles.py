@@ -83,6 +83,12 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # off, so that mixed minus control is what the sizes added and control minus pre-trained what more
     # training on the m masks did
     CONTROL_STAGE: ("control", "mixed", {"defaults": True, "size_weight": 0.0}),
+    # the defaults' stages and the control with best.ckpt picked (and training stopped) by validation IoU
+    # instead of validation E: validation E picked networks that had lost overlap in 35 of 60 runs
+    # (results/hippocampus/selection-check.md)
+    "size (IoU selection)": ("finetune_iou", "finetune", {"defaults": True, "monitor": "val/IoU"}),
+    "mixed (IoU selection)": ("mixed_iou", "mixed", {"defaults": True, "monitor": "val/IoU"}),
+    "control (IoU selection)": ("control_iou", "mixed", {"defaults": True, "size_weight": 0.0, "monitor": "val/IoU"}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.
