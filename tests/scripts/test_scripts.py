@@ -450,3 +450,41 @@ def test_size_weight_probe_eps_shares_match_a_hand_count(tmp_path):
     state = {0: {"step": torch.tensor(1.0), "exp_avg_sq": v[:4]}, 1: {"step": torch.tensor(1.0), "exp_avg_sq": v[4:]}}
     torch.save({"optimizer_states": [{"state": state}]}, tmp_path / "last.ckpt")
     assert _script("size_weight_probe").eps_shares(tmp_path / "last.ckpt") == (2 / 8, 3 / 8)
+
+
+def _result(out, cell, rows):
+    folder = out / "runs" / "pretraining" / cell
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps(
+        [{"stage": stage, "IoU": iou, "Dice": 0.5, "E": 1.0} for stage, iou in rows.items()]))
+
+
+def test_selection_compare_pairs_each_stage_with_its_iou_twin_and_refuses_different_starts(tmp_path, capsys):
+    control = "masks only (control)"
+    _result(tmp_path / "e", "m10-s0", {"pretrained": 0.5, "size (defaults)": 0.4, "mixed (defaults)": 0.45, control: 0.3})
+    _result(tmp_path / "e", "m10-s1", {"pretrained": 0.6, "size (defaults)": 0.62, "mixed (defaults)": 0.6, control: 0.6})
+    _result(tmp_path / "iou", "m10-s0", {"pretrained": 0.5, "size (IoU selection)": 0.5, "mixed (IoU selection)": 0.52,
+                                         "control (IoU selection)": 0.5})
+    _result(tmp_path / "iou", "m10-s1", {"pretrained": 0.6, "size (IoU selection)": 0.6, "mixed (IoU selection)": 0.61,
+                                         "control (IoU selection)": 0.6})
+    compare = _script("selection_compare")
+    assert compare.main([str(tmp_path / "e"), str(tmp_path / "iou")]) == 0
+    out = capsys.readouterr().out
+    assert "| m10-s0 | 0.500 | -0.100 / +0.000 | -0.050 / +0.020 | -0.200 / +0.000 |" in out
+    assert "| m10-s1 | 0.600 | +0.020 / +0.000 | +0.000 / +0.010 | +0.000 / +0.000 |" in out
+    # means over the two cells (runs that lost in brackets); mixed - control: (0.15 + 0) / 2 by E, (0.02 + 0.01) / 2 by IoU
+    assert "| m10 | 2 | -0.040 (1) / +0.000 (0) | -0.025 (1) / +0.015 (0) | -0.100 (1) / +0.000 (0) | +0.075 / +0.015 |" in out
+    # one pair only: no mixed - control column
+    assert compare.main([str(tmp_path / "e"), str(tmp_path / "iou"), "--pairs", "size (defaults)=size (IoU selection)"]) == 0
+    assert "| all | 2 | -0.040 (1) / +0.000 (0) |\n" in capsys.readouterr().out + "\n"
+    for args, message in (([str(tmp_path / "e"), str(tmp_path / "none")], f"{tmp_path / 'none'}: no runs/pretraining/*/result.json"),
+                          ([str(tmp_path / "e"), str(tmp_path / "iou"), "--pairs", "size (defaults)"],
+                           "--pairs: expected 'E stage=IoU stage' items, got 'size (defaults)'"),
+                          ([str(tmp_path / "e"), str(tmp_path / "iou"), "--pairs", "size (defaults)=bogus"],
+                           "--pairs: unknown stage(s) bogus")):
+        assert compare.main(args) == 2
+        err = capsys.readouterr().err
+        assert err == f"selection_compare: error: {message}\n"
+    _result(tmp_path / "iou2", "m10-s0", {"pretrained": 0.51, "size (IoU selection)": 0.5})
+    assert compare.main([str(tmp_path / "e"), str(tmp_path / "iou2")]) == 2
+    assert "m10-s0: the two folders pre-trained different networks (test IoU 0.5000 and 0.5100)" in capsys.readouterr().err
