@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         cfg = TrainConfig(model=args.model, lr=1e-4, batch_size=32, max_epochs=args.finetune_epochs, patience=0,
                           m=args.m, seed=args.seed, limit_train_batches=args.batches, flips=False,
-                          bce_weight=args.bce_weight)
+                          bce_weight=args.bce_weight, monitor="val/E")  # best by validation E, as recorded
         run = train(mode, data, out / f"{mode}_w{args.bce_weight:g}", cfg, init=init, progress_bar=False)
         result[mode] = {"best_val": stats(run.best, val), "best_test": stats(run.best, test),
                         "last_test": stats(run.last, test), "seconds": time.time() - start}

@@ -9,15 +9,16 @@
 set -euo pipefail
 REPO=$1; ACDC=$2; SEED=${3:-0}; MODEL=${4:-unet-plain}
 RUNS=${5:-ft mixed control mixed-area ft-area mixed-area-image ft-area-image}
+# the recorded runs were picked by validation E, fine-tuning's default when they ran (--monitor val/E keeps
+# that); the -iou runs by validation IoU on the 7 masked validation images, what README step 4 does now
 declare -A FLAGS=(
-  [ft]=""
-  [mixed]="--mixed"
-  [control]="--mixed --size-weight 0"
-  [mixed-area]="--mixed --area-weight 0.01"
-  [ft-area]="--area-weight 0.01"
-  [mixed-area-image]="--mixed --size-units image --size-weight 4 --area-weight 40"
-  [ft-area-image]="--size-units image --size-weight 4 --area-weight 40"
-  # the same two of step 4 with best.ckpt picked by validation IoU (on the masked validation images)
+  [ft]="--monitor val/E"
+  [mixed]="--mixed --monitor val/E"
+  [control]="--mixed --size-weight 0 --monitor val/E"
+  [mixed-area]="--mixed --area-weight 0.01 --monitor val/E"
+  [ft-area]="--area-weight 0.01 --monitor val/E"
+  [mixed-area-image]="--mixed --size-units image --size-weight 4 --area-weight 40 --monitor val/E"
+  [ft-area-image]="--size-units image --size-weight 4 --area-weight 40 --monitor val/E"
   [control-iou]="--mixed --size-weight 0 --monitor val/IoU"
   [mixed-area-image-iou]="--mixed --size-units image --size-weight 4 --area-weight 40 --monitor val/IoU"
 )

@@ -118,7 +118,7 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
     real_start = selection.start_scores
     monkeypatch.setattr(selection, "start_scores", lambda model, val, monitor: (0.0, None))  # E = 0: unbeatable
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft"), "--init", str(init), *TINY,
-                 "--lr", "1e-2", "--progress", "none"]) == 0
+                 "--lr", "1e-2", "--progress", "none", "--monitor", "val/E"]) == 0
     printed = capsys.readouterr().out
     assert "start (best.ckpt): val/E 0 on validation" in printed
     assert "fine-tuning never beat its start" in printed and "best.ckpt is the start" in printed
@@ -128,7 +128,7 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
     monkeypatch.setattr(selection, "start_scores", lambda model, val, monitor: (float("inf"),
                                                                                real_start(model, val, monitor)[1]))
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft2"), "--init", str(init), *TINY,
-                 "--progress", "none"]) == 0
+                 "--progress", "none", "--monitor", "val/E"]) == 0
     printed = capsys.readouterr().out
     assert "validation val/E: start inf, best epoch" in printed and "never" not in printed
     assert "validation IoU: start 0." in printed and ", best.ckpt 0." in printed  # E picked it: IoU beside
@@ -137,6 +137,8 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
                  "--mixed", "--area-weight", "0.01", "--area-margin", "0.2", "--progress", "none"]) == 0
     printed = capsys.readouterr().out
     assert "area bounds: area / size^2 in [" in printed and "widened by 0.2)" in printed
+    # unasked, validation IoU on the validation masks picks best.ckpt; no overlap line, as IoU picked it
+    assert "start (best.ckpt): val/IoU " in printed and "validation IoU: start" not in printed
     code = main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft4"), "--area-margin", "-1"])
     assert code == 2 and "--area-margin expects" in capsys.readouterr().err
     # weights in image units (the same balance at any --shape), and a unit that does not exist
@@ -144,6 +146,15 @@ def test_finetuning_scores_its_start_and_keeps_it_when_never_beaten(tmp_path, ca
                  "--mixed", "--size-units", "image", "--size-weight", "4", "--area-weight", "40",
                  "--progress", "none"]) == 0
     capsys.readouterr()
+    # with fewer than 5 masked validation images fine-tuning picks by validation E, and says so
+    few = tiny_data(24)
+    few.has_mask[np.flatnonzero(few.splits == "val")[:2]] = False
+    few_prep = save_prepared(few, tmp_path / "few")
+    assert main(["finetune", "--data", str(few_prep), "--out", str(tmp_path / "ft7"), "--init", str(init), *TINY,
+                 "--progress", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert "note: 4 validation image(s) have masks, fewer than 5: best.ckpt is selected" in printed
+    assert "start (best.ckpt): val/E " in printed
     code = main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft6"), "--size-units", "cm"])
     err = capsys.readouterr().err
     assert code == 2 and "--size-units expects one of pixels, image, got 'cm'" in err and "Traceback" not in err
@@ -257,14 +268,15 @@ def test_finetuning_warns_when_best_by_validation_e_lost_overlap(tmp_path, capsy
     monkeypatch.setattr(pipeline, "evaluate_model", perfect_start)
     capsys.readouterr()
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft"), "--init", str(init), *TINY,
-                 "--progress", "none"]) == 0
+                 "--progress", "none", "--monitor", "val/E"]) == 0
     printed = capsys.readouterr().out
     best = real(load_model(tmp_path / "ft" / "checkpoints" / "best.ckpt"), load_prepared(prep).split("val"))["IoU"]
     assert len(calls) == 2 and f"validation IoU: start 1.0000, best.ckpt {best:.4f}" in printed
     assert (f"warning: best.ckpt, picked by validation E, has validation IoU {best:.3f} against its start's 1.000 "
             f"(") in printed and f"with the start ({init}) on masks you trust" in printed
-    # picked by the masks, there is nothing to warn of and no second scoring: the start's only
+    # picked by the masks (the default with 5 or more of them), there is nothing to warn of and no second
+    # scoring: the start's only
     calls.clear()
     assert main(["finetune", "--data", str(prep), "--out", str(tmp_path / "ft2"), "--init", str(init), *TINY,
-                 "--monitor", "val/IoU", "--progress", "none"]) == 0
+                 "--progress", "none"]) == 0
     assert calls == [1] and "warning: best.ckpt" not in capsys.readouterr().out

@@ -24,7 +24,8 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
     for m in ("10", "85", "all"):
         for seed in (0, 1, 2):
             rows = []
-            for stage in ("pretrained", "size fine-tuned", "mixed") + (("true-size oracle", H.CONTROL_STAGE) if m == "10" else ()):
+            for stage in ("pretrained", "size fine-tuned", "mixed") + (
+                    ("true-size oracle", H.CONTROL_STAGE, "mixed (IoU selection)", H.IOU_CONTROL_STAGE) if m == "10" else ()):
                 iou, e = float(rng.uniform(0.4, 0.8)), float(rng.uniform(0.5, 3.0))
                 truth[(m, seed, stage)] = iou
                 truth[(m, seed, stage, "E")] = e
@@ -46,12 +47,17 @@ def test_report_pretraining_means_and_paired_gains(tmp_path):
         assert row["size fine-tuned gain"] == f"{g:+.4f} ± {gsd:.4f}"
         e_mean, e_sd, _ = mean_sd(truth[(m, s, "pretrained", "E")] for s in range(3))
         assert row["pretrained E"] == f"{e_mean:.2f} ± {e_sd:.2f}"
-    assert len(read_csv(tmp_path / "pretraining.csv")) == 33
+    assert len(read_csv(tmp_path / "pretraining.csv")) == 39
     assert summary["10"]["true-size oracle IoU"] and not summary["85"]["true-size oracle IoU"]
     # the mixed stage against the mask-only control, paired by seed, where the control ran
     g, gsd, _ = mean_sd(truth[("10", s, "mixed")] - truth[("10", s, H.CONTROL_STAGE)] for s in range(3))
     assert summary["10"]["mixed − control"] == f"{g:+.4f} ± {gsd:.4f}" and summary["85"]["mixed − control"] == ""
     assert "size fine-tuned − control" not in summary["10"]  # not a mixed stage: other batches
+    # an IoU-selected mixed stage against the control picked the same way; the controls against nothing
+    g, gsd, _ = mean_sd(truth[("10", s, "mixed (IoU selection)")] - truth[("10", s, H.IOU_CONTROL_STAGE)] for s in range(3))
+    assert summary["10"]["mixed (IoU selection) − control"] == f"{g:+.4f} ± {gsd:.4f}"
+    assert not any(key.startswith((H.CONTROL_STAGE, H.IOU_CONTROL_STAGE)) and key.endswith("− control")
+                   for key in summary["10"])
     assert "'− control' is a mixed stage's paired difference" in text
     assert (tmp_path / "pretraining.png").stat().st_size > 0
 
@@ -89,8 +95,8 @@ def test_experiment_cli_rejects_unknown_stages():
     assert H.stage_list("size fine-tuned, size-matched") == ["size fine-tuned", "size-matched"]
     with pytest.raises(ValueError, match="--stages: expected comma-separated names of size fine-tuned, mixed, size-matched, "
                                          r"size \(defaults\), mixed \(defaults\), size \(image units\), mixed \(image units\), "
-                                         r"mixed \(area bounds\), masks only \(control\), "
-                                         r"true-size oracle"):
+                                         r"mixed \(area bounds\), masks only \(control\), size \(IoU selection\), "
+                                         r"mixed \(IoU selection\), control \(IoU selection\), true-size oracle"):
         H.stage_list("size,mixed")
 
 
@@ -123,7 +129,7 @@ def test_defaults_stages_swap_the_papers_size_loss_for_the_librarys():
         assert FINETUNE_STAGES[by_iou][0] != FINETUNE_STAGES[by_e][0]
         assert stage_settings(FINETUNE_STAGES[by_iou][2]) == {**stage_settings(FINETUNE_STAGES[by_e][2]),
                                                               "monitor": "val/IoU"}
-        assert finetune_config(PROFILES["cpu"], 10, 0).monitor == ""  # E-selected stages keep the mode's default
+        assert finetune_config(PROFILES["cpu"], 10, 0).monitor == "val/E"  # the paper's selection, as recorded
 
 
 class _StageResult:
@@ -186,19 +192,30 @@ def test_pretraining_item_trains_only_the_missing_stage(tmp_path, monkeypatch):
     assert [c[0] for c in calls] == ["pretrain", "mixed"]
 
 
-def test_cached_stage_rows_count_only_with_the_settings_their_runs_record(tmp_path, monkeypatch):
-    """A row cached under a stage name is reused only while its run folder records that stage's settings now."""
+def _cached_item(tmp_path, monkeypatch, stages):
+    """One quick-profile cell with ``stages`` trained by the fake; (the calls list, the cell's folder)."""
     calls = []
     _fake_stage_training(monkeypatch, calls)
+    H.run_pretraining_item(_TrainTestSplits(), tmp_path, H.PROFILES["quick"], 10, 0, stages=stages)
+    return calls, tmp_path / "runs" / "pretraining" / "m10-s0"
+
+
+def _record_set(run_dir, key, value):
+    """Change one config value in ``run_dir/done.json``; the value it had."""
+    record = json.loads((run_dir / "done.json").read_text())
+    old, record["config"][key] = record["config"][key], value
+    (run_dir / "done.json").write_text(json.dumps(record))
+    return old
+
+
+def test_cached_stage_rows_count_only_with_the_settings_their_runs_record(tmp_path, monkeypatch):
+    """A row cached under a stage name is reused only while its run folder records that stage's settings now."""
     Data = _TrainTestSplits
     profile = H.PROFILES["quick"]
     stages = ["size (defaults)", "size (image units)"]
-    H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
-    run = tmp_path / "runs" / "pretraining" / "m10-s0"
+    calls, run = _cached_item(tmp_path, monkeypatch, stages)
     # the stage's meaning changed since its row was written (here: its run recorded another weight)
-    record = json.loads((run / "finetune_image" / "done.json").read_text())
-    record["config"]["size_weight"] = 2.0
-    (run / "finetune_image" / "done.json").write_text(json.dumps(record))
+    _record_set(run / "finetune_image", "size_weight", 2.0)
     with pytest.raises(ValueError, match=r"finetune_image/done.json: this finished run was trained with other "
                                          r"settings \(size_weight=2.0, not 4.0\); use another --out"):
         H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=["size (defaults)"])
@@ -212,11 +229,24 @@ def test_cached_stage_rows_count_only_with_the_settings_their_runs_record(tmp_pa
     H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
     assert calls == []
     # and the pre-trained network's row only with the pre-training settings asked for now
-    record = json.loads((run / "pretrain" / "done.json").read_text())
-    record["config"]["m"] = 20
-    (run / "pretrain" / "done.json").write_text(json.dumps(record))
+    _record_set(run / "pretrain", "m", 20)
     with pytest.raises(ValueError, match=r"pretrain/done.json: .*\(m=20, not 10\)"):
         H.run_pretraining_item(Data(), tmp_path, profile, 10, 0, stages=stages)
+
+
+def test_runs_recorded_when_fine_tunings_default_was_validation_e_stay_valid(tmp_path, monkeypatch):
+    """An empty monitor recorded by a size-mode run meant validation E then; in pre-training it meant IoU."""
+    stages = ["size (defaults)", "size (IoU selection)"]
+    calls, run = _cached_item(tmp_path, monkeypatch, stages)
+    for folder, was in (("finetune_defaults", "val/E"), ("pretrain", "")):
+        assert _record_set(run / folder, "monitor", "") == was  # "": as the library wrote it before
+    calls.clear()
+    H.run_pretraining_item(_TrainTestSplits(), tmp_path, H.PROFILES["quick"], 10, 0, stages=stages)
+    assert calls == []
+    # the IoU-selected run's empty monitor cannot pass for its own val/IoU
+    _record_set(run / "finetune_iou", "monitor", "")
+    with pytest.raises(ValueError, match=r"finetune_iou/done.json: .*\(monitor='val/E', not 'val/IoU'\)"):
+        H.run_pretraining_item(_TrainTestSplits(), tmp_path, H.PROFILES["quick"], 10, 0, stages=stages)
 
 
 def test_pretraining_items_in_two_worker_processes_match_one_process(tmp_path):

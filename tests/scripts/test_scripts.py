@@ -358,12 +358,15 @@ def test_user_folder_path_runs_the_readmes_step_4_settings():
                  if line.startswith("sizeseg finetune --data prepared/mine --out runs/ft "))
     step4 = lines[start + 1].split()
     recorded = re.search(r'\[mixed-area-image\]="(.*)"', script).group(1).split()
+    by_iou = re.search(r'\[mixed-area-image-iou\]="(.*)"', script).group(1).split()
     assert step4 == ["--mixed", "--size-units", "image", "--size-weight", "4", "--area-weight", "40"]
 
     def config(flags):
         return _config(build_parser().parse_args(["finetune", "--data", "d", "--out", "o", *flags]))
 
-    assert config(step4) == config(recorded) != config(["--mixed"])
+    # the recorded run with the selection of its day, the -iou run with the one step 4 now makes on 5+ masks
+    assert config([*step4, "--monitor", "val/E"]) == config(recorded) != config(["--mixed", "--monitor", "val/E"])
+    assert config([*step4, "--monitor", "val/IoU"]) == config(by_iou)
 
 
 def test_user_folder_path_iou_runs_differ_from_their_pair_only_in_the_monitor():
@@ -381,8 +384,8 @@ def test_user_folder_path_iou_runs_differ_from_their_pair_only_in_the_monitor():
 
     for run in ("control", "mixed-area-image"):
         by_iou = config(f"{run}-iou")
-        assert by_iou.monitor == "val/IoU" and config(run).monitor == ""
-        assert replace(by_iou, monitor="") == config(run)
+        assert by_iou.monitor == "val/IoU" and config(run).monitor == "val/E"
+        assert replace(by_iou, monitor="val/E") == config(run)
 
 
 @pytest.mark.slow

@@ -36,6 +36,27 @@ def test_choose_monitor_falls_back_to_e_and_warns_on_few_masks():
         choose_monitor("val/IoU", "val/loss", _val(3))
 
 
+def test_size_modes_pick_by_validation_iou_unless_few_masks():
+    # fine-tuning's default: validation IoU on 5 or more masks, validation E (or E_obj) below, and says so
+    assert choose_monitor("val/IoU", "", _val(MIN_VAL_MASKS), "val/E") == ("val/IoU", [])
+    monitor, messages = choose_monitor("val/IoU", "", _val(MIN_VAL_MASKS - 1), "val/E")
+    assert monitor == "val/E" and messages == [
+        "note: 4 validation image(s) have masks, fewer than 5: best.ckpt is selected, and training stopped early, "
+        "by validation E instead of validation IoU (--monitor val/IoU to use the masks anyway)"]
+    assert choose_monitor("val/IoU", "", _val(2), "val/E_obj")[0] == "val/E_obj"
+    monitor, messages = choose_monitor("val/IoU", "", _val(0), "val/E")
+    assert monitor == "val/E" and messages == [
+        "note: the validation split has sizes only (6 images, no mask): best.ckpt is selected, and training "
+        "stopped early, by validation E instead of validation IoU"]
+    # asked for, validation IoU stays, with the warning; with no size to fall back on, it stays too
+    monitor, messages = choose_monitor("val/IoU", "val/IoU", _val(2), "val/E")
+    assert monitor == "val/IoU" and "rests on 2 masked image(s)" in messages[0]
+    no_sizes = _val(2)
+    no_sizes.sizes[:] = np.nan
+    assert choose_monitor("val/IoU", "", no_sizes, "val/E")[0] == "val/IoU"
+    assert choose_monitor("val/IoU", "val/E", _val(MIN_VAL_MASKS), "val/E") == ("val/E", [])
+
+
 def test_beats_respects_the_direction_and_nan():
     assert beats(0.5, 0.4, "val/Dice") and not beats(0.4, 0.4, "val/IoU")
     assert beats(1.0, 2.0, "val/E") and not beats(None, 2.0, "val/E")

@@ -138,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
     start_val = evaluate_model(before_model, data.split("val"))
     mode = "mixed" if args.mixed else "finetune"
     print(f"demo: fine-tuning on the sizes of {n_train} images ({mode}, n = {args.n_samples}) ...", flush=True)
+    # the demo shows what the size loss does, so validation E (the paper's rule) picks its epoch; the library's
+    # default, validation IoU, would pick by the validation masks instead
     fine_cfg = TrainConfig(model=args.model, batch_size=32, lr=1e-4, m=args.masks, seed=args.seed, patience=0,
+                           monitor="val/E_obj" if args.objects else "val/E",
                            max_epochs=args.finetune_epochs, n_samples=args.n_samples,
                            size_loss="objects" if args.objects else "object", area_weight=args.area_weight)
     fine = train(mode, data, out / "finetune", fine_cfg, init=pre.best, resume=False, progress_bar=args.progress)

@@ -113,9 +113,9 @@ def split_lines(data) -> list[str]:
     val_masks = int(data.has_mask[data.splits == "val"].sum())
     if val_masks < MIN_VAL_MASKS:
         lines.append(f"warning: validation holds {val_masks} masked image(s), fewer than {MIN_VAL_MASKS}: validation "
-                     "IoU (which picks best.ckpt and stops pre-training) rests on them; put more masks there with "
-                     "--fractions or --val-list" + ("; with none, pre-training selects by validation E"
-                                                    if val_masks == 0 else ""))
+                     "IoU (which picks best.ckpt and stops pre-training) rests on them, and fine-tuning selects by validation "
+                     "E instead; put more masks there with --fractions or --val-list"
+                     + ("; with none, pre-training selects by validation E" if val_masks == 0 else ""))
     return lines
 
 

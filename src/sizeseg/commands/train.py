@@ -21,7 +21,8 @@ TRAIN_FLAGS = {
     "--min-epochs": ("min_epochs", int, "epochs before early stopping may end the run (default: 10 for pretrain, "
                      "whose fresh network can predict no object for several epochs first; 0 for finetune)"),
     "--monitor": ("monitor", str, "validation metric picking the best checkpoint and stopping early: val/IoU, "
-                  "val/Dice or val/E; empty: val/IoU for pretrain, val/E for finetune"),
+                  "val/Dice or val/E (the paper's for fine-tuning); empty: val/IoU, or val/E when validation has "
+                  "no mask or, when fine-tuning, fewer than 5"),
     "--seed": ("seed", int, "seed of the masked subset, initialisation and batch order"),
     "--limit-train-batches": ("limit_train_batches", int, "batches per epoch"),
     "--devices": ("devices", int, "processes / devices (with --strategy ddp)"),
@@ -113,7 +114,9 @@ def register(subparsers) -> None:
 
     fine = subparsers.add_parser("finetune", help="fine-tune on object sizes (SizeLoss), or mixed with masks",
                                  description="Fine-tune a network on the sizes of the training images with SizeLoss; "
-                                             "--mixed adds BCE on M masked images in the same run. Early stopping on validation E.")
+                                             "--mixed adds BCE on M masked images in the same run. best.ckpt and early stopping: "
+                                             "validation IoU, or validation E when fewer than 5 validation images have "
+                                             "masks (--monitor).")
     _add_train_arguments(fine, FINETUNE_FLAGS)
     fine.add_argument("--init", help="checkpoint to start from (e.g. RUN/checkpoints/best.ckpt of pretrain)")
     fine.add_argument("--mixed", action="store_true", help="masks and sizes in the same run (BCE + SizeLoss)")

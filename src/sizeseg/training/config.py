@@ -77,7 +77,8 @@ HELP = {
                   "network can predict no object for several epochs first; 0 for finetune, which starts from a "
                   "scored network)",
     "monitor": "validation metric picking best.ckpt and stopping early: val/IoU, val/Dice or val/E "
-               "(empty: val/IoU for pretrain, val/E for finetune, or val/E when validation has no mask)",
+               "(empty: val/IoU; val/E when validation has no mask, or, when fine-tuning, fewer than 5; the paper's "
+               "fine-tuning picked by val/E)",
     "n_samples": "SizeLoss gradient samples n",
     "noise_scale": "scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau); 1 is the paper's",
     "size_criterion": "SizeLoss's loss on sizes: squared (the paper's, px^2), relative ((t - s)^2 / t^2), absolute "
@@ -127,7 +128,8 @@ class TrainConfig:
             pre-training, 0 for the size modes (see :meth:`min_epochs_for`).
         monitor: the validation metric that picks the best checkpoint and stops early: ``val/IoU``
             or ``val/Dice`` (needs validation masks), ``val/E`` (needs validation sizes only), or
-            empty for the mode's default (``val/IoU`` for pre-training, ``val/E`` for the size modes).
+            empty for the default: ``val/IoU``, or ``val/E`` when validation has no mask or, in the size
+            modes, fewer than ``MIN_VAL_MASKS``.
         n_samples: SizeLoss gradient samples n.
         noise_scale: scale tau of SizeLoss's logistic noise, p = sigmoid(a / tau) (1: the paper's).
         size_criterion: SizeLoss's loss on sizes: ``squared`` (the paper's, in pixels^2; the default,

@@ -27,9 +27,10 @@ from sizeseg.training.module import SegmentationModule
 from sizeseg.training.run_record import check_resume, run_settings, write_run_settings
 from sizeseg.training.trainer import best_checkpoint, fit, last_checkpoint, make_trainer
 
-#: mode -> the metric monitored unless ``TrainConfig.monitor`` names another. Size modes stop on the
-#: validation E, as the paper did.
-MONITOR = {"pretrain": "val/IoU", "finetune": "val/E", "mixed": "val/E"}
+#: mode -> the metric monitored unless ``TrainConfig.monitor`` names another. Size modes fall back to
+#: the validation size error when validation has too few masks (``selection.choose_monitor``); the
+#: paper picked by validation E throughout (``--monitor val/E``).
+MONITOR = {"pretrain": "val/IoU", "finetune": "val/IoU", "mixed": "val/IoU"}
 #: metrics ``TrainConfig.monitor`` may name, with their direction
 from sizeseg.training.selection import MONITORABLE  # noqa: E402
 
@@ -212,9 +213,9 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
         say: called with each note or warning for the user (the monitor chosen, too few validation
             masks, the start kept); they are also in ``TrainResult.messages``.
 
-    The metric that picks ``best.ckpt`` is ``cfg.monitor`` or the mode's default; pre-training
-    falls back to validation E when validation has sizes and no mask
-    (:func:`~sizeseg.training.selection.choose_monitor`).
+    The metric that picks ``best.ckpt`` is ``cfg.monitor`` or, by default, validation IoU. Validation
+    E takes its place when validation has sizes and no mask, and, in the size modes, when fewer than
+    ``MIN_VAL_MASKS`` validation images have masks (:func:`~sizeseg.training.selection.choose_monitor`).
     """
     import lightning.pytorch as pl
 
@@ -234,8 +235,8 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     if cfg.size_loss == "objects" and mode != "pretrain" and "object_sizes" not in data.extra:
         raise ValueError("size_loss: 'objects' needs lists of object sizes, and this data has one size per image; "
                          "give them (finetune --sizes CSV) or use size_loss 'object'")
-    default = "val/E_obj" if cfg.size_loss == "objects" and mode != "pretrain" else MONITOR[mode]
-    monitor, messages = choose_monitor(default, cfg.monitor, val)
+    fallback = None if mode == "pretrain" else "val/E_obj" if cfg.size_loss == "objects" else "val/E"
+    monitor, messages = choose_monitor(MONITOR[mode], cfg.monitor, val, fallback)
     for message in messages:
         say(message)
     train_set = mode_dataset(data.split("train"), mode, m=cfg.m, seed=cfg.seed, flips=cfg.flips,

@@ -20,7 +20,7 @@ caching the items), :mod:`.reports` (CSV, PNG, markdown), :mod:`.cli`.
 
 from sizeseg.experiments.hippocampus.cli import add_arguments, register, run_command, stage_list
 from sizeseg.experiments.hippocampus.profiles import (
-    ALL, CONTROL_STAGE, FINETUNE_STAGES, ORACLE_STAGE, PAPER_PRETRAINING, PAPER_SAMPLES, PROFILES, STAGE_NAMES, Profile, m_label,
+    ALL, CONTROL_STAGE, FINETUNE_STAGES, IOU_CONTROL_STAGE, ORACLE_STAGE, PAPER_PRETRAINING, PAPER_SAMPLES, PROFILES, STAGE_NAMES, Profile, m_label,
 )
 from sizeseg.experiments.hippocampus.reports import report_pretraining, report_samples
 from sizeseg.experiments.hippocampus.runs import (
@@ -29,7 +29,7 @@ from sizeseg.experiments.hippocampus.runs import (
 )
 
 __all__ = [
-    "ALL", "CONTROL_STAGE", "FINETUNE_STAGES", "ORACLE_STAGE", "PAPER_PRETRAINING", "PAPER_SAMPLES", "PROFILES", "STAGE_NAMES",
+    "ALL", "CONTROL_STAGE", "FINETUNE_STAGES", "IOU_CONTROL_STAGE", "ORACLE_STAGE", "PAPER_PRETRAINING", "PAPER_SAMPLES", "PROFILES", "STAGE_NAMES",
     "Profile", "add_arguments", "finetune_config", "load_hippocampus", "m_label", "pretrain_config", "read_epochs",
     "register", "report_pretraining", "report_samples", "run_command", "run_experiment", "run_pretraining_item",
     "run_samples_items", "stage_list", "true_size_scores",

@@ -61,6 +61,8 @@ IMAGE_UNITS = {"size_units": "image", "size_weight": RECOMMENDED_SIZE_WEIGHT}
 
 #: the mask-only control, which the report compares the mixed stages with
 CONTROL_STAGE = "masks only (control)"
+#: the same control with best.ckpt picked by validation IoU, which the IoU-selected mixed stage is compared with
+IOU_CONTROL_STAGE = "control (IoU selection)"
 #: Fine-tuning variants of Exp. 2: stage name -> (run folder, training mode, TrainConfig changes).
 FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     "size fine-tuned": ("finetune", "finetune", {}),
@@ -88,7 +90,7 @@ FINETUNE_STAGES: dict[str, tuple[str, str, dict]] = {
     # (results/hippocampus/selection-check.md)
     "size (IoU selection)": ("finetune_iou", "finetune", {"defaults": True, "monitor": "val/IoU"}),
     "mixed (IoU selection)": ("mixed_iou", "mixed", {"defaults": True, "monitor": "val/IoU"}),
-    "control (IoU selection)": ("control_iou", "mixed", {"defaults": True, "size_weight": 0.0, "monitor": "val/IoU"}),
+    IOU_CONTROL_STAGE: ("control_iou", "mixed", {"defaults": True, "size_weight": 0.0, "monitor": "val/IoU"}),
 }
 #: Not a training stage: the pre-trained network's test predictions moved onto the *true* test
 #: sizes (``size_matched_mask``), i.e. what knowing every size exactly would buy at test time.

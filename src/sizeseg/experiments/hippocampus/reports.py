@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 
 from sizeseg.experiments.hippocampus.profiles import (
-    CONTROL_STAGE, FINETUNE_STAGES, PAPER_PRETRAINING, PAPER_SAMPLES, PROFILES, ORACLE_STAGE, STAGE_NAMES, Profile, m_label,
+    CONTROL_STAGE, FINETUNE_STAGES, IOU_CONTROL_STAGE, PAPER_PRETRAINING, PAPER_SAMPLES, PROFILES, ORACLE_STAGE, STAGE_NAMES, Profile, m_label,
 )
 from sizeseg.experiments.report import mean_sd, markdown_table, new_figure, save_figure, write_csv
 
@@ -82,6 +82,11 @@ def _paired_gains(rows: list[dict], m: str, stage: str, baseline: str) -> list[f
     return [r["IoU"] - by_seed[r["seed"]] for r in rows if r["m"] == m and r["stage"] == stage and r["seed"] in by_seed]
 
 
+def control_of(stage: str) -> str:
+    """The mask-only control a mixed stage is compared with: the one picked by the same validation metric."""
+    return IOU_CONTROL_STAGE if FINETUNE_STAGES[stage][2].get("monitor") == "val/IoU" else CONTROL_STAGE
+
+
 def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     """pretraining.csv, pretraining_summary.csv, pretraining.png, pretraining.md from the finished runs."""
     import json
@@ -97,8 +102,9 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
     rows.sort(key=lambda r: (order.get(r["m"], 99), r["seed"], r["stage"]))
     write_csv(out / "pretraining.csv", rows, ["m", "seed", "stage", "IoU", "Dice", "E", "epochs", "seconds"])
     stages = ("pretrained",) + tuple(s for s in STAGE_NAMES if any(r["stage"] == s for r in rows))
-    against_control = [s for s in stages if CONTROL_STAGE in stages and s != CONTROL_STAGE
-                       and s in FINETUNE_STAGES and FINETUNE_STAGES[s][1] == "mixed"]
+    controls = (CONTROL_STAGE, IOU_CONTROL_STAGE)
+    against_control = [s for s in stages if s in FINETUNE_STAGES and FINETUNE_STAGES[s][1] == "mixed"
+                       and s not in controls and control_of(s) in stages]
     summary = []
     for m in sorted({r["m"] for r in rows}, key=lambda k: order.get(k, 99)):
         item = {"m": m}
@@ -117,7 +123,7 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
             item[f"{stage} gain"] = f"{g:+.4f} ± {gsd:.4f}" if count else ""
             item[f"_{stage}_gain"] = g
         for stage in against_control:
-            g, gsd, count = mean_sd(_paired_gains(rows, m, stage, CONTROL_STAGE))
+            g, gsd, count = mean_sd(_paired_gains(rows, m, stage, control_of(stage)))
             item[f"{stage} − control"] = f"{g:+.4f} ± {gsd:.4f}" if count else ""
         summary.append(item)
     columns = (["m", "seeds"] + [f"{s} IoU" for s in stages] + [f"{s} gain" for s in stages[1:]]
@@ -143,14 +149,16 @@ def report_pretraining(out: Path, profile: Profile, command: str) -> str:
         f"masked training images, up to {profile.pretrain_steps} steps, best validation {profile.pretrain_monitor[4:]} kept. Fine-tuning (lr {profile.finetune_lr}) from it on the "
         f"sizes of the whole training split: SizeLoss n = 1 ('size fine-tuned'), and SizeLoss + BCE on the same m masks "
         f"('mixed', masked images ≈ {profile.mask_fraction:.0%} of each batch); up to {profile.finetune_epochs} epochs of "
-        f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule). Test IoU, mean ± sd over seeds; "
+        f"{profile.finetune_batches or 'all'} batches, best validation E kept (the paper's stopping rule; the '(IoU selection)' "
+        "stages keep the best validation IoU instead). Test IoU, mean ± sd over seeds; "
         "gain = paired difference to the pre-trained network of the same seed."
         + (" 'size-matched': SizeLoss plus BCE to the network's own prediction moved, along its own pixel ranking, "
            "onto the annotated size (`sizeseg.ops.size_matched_mask`)." if "size-matched" in stages else "")
         + (f" '{ORACLE_STAGE}': no training; the pre-trained network's test predictions moved the same way onto the true "
            "test sizes, i.e. the most that knowing each size exactly buys through a threshold." if ORACLE_STAGE in stages else "")
         + (f" '{CONTROL_STAGE}': mixed training with the size term off (the same batches, schedule and selection); "
-           "'− control' is a mixed stage's paired difference to it, what the sizes added." if against_control else ""), "",
+           "'− control' is a mixed stage's paired difference to it (to the IoU-selected control for an IoU-selected "
+           "stage), what the sizes added." if against_control else ""), "",
         markdown_table(summary, columns), "",
         "Test E (squared size error, eq. 22), mean ± sd over seeds:", "",
         markdown_table(summary, ["m", "seeds"] + [f"{s} E" for s in stages]), "",

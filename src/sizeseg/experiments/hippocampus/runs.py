@@ -53,6 +53,7 @@ def finetune_config(profile: Profile, m: int | None, seed: int, n_samples: int =
 
     return TrainConfig(model=profile.model, lr=profile.finetune_lr, batch_size=profile.batch_size,
                        max_epochs=epochs or profile.finetune_epochs, patience=profile.finetune_patience,
+                       monitor="val/E",  # the paper's selection; the library's default is now validation IoU
                        m=m, seed=seed, n_samples=n_samples, limit_train_batches=profile.finetune_batches,
                        mask_fraction=profile.mask_fraction, epoch_items=None, **PAPER_SIZE_LOSS)
 
@@ -93,9 +94,14 @@ def read_epochs(metrics_csv: Path) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
-def _record_of(run_dir: Path, cfg) -> dict | None:
-    """The ``done.json`` of a finished run trained with ``cfg``, None when there is none; a ValueError naming
-    the file and the differing settings when it was trained with others (keys it predates count as their defaults)."""
+#: what an empty ``monitor`` meant in the size modes when fine-tuning's default was validation E
+_SIZE_MODES_OLD_MONITOR = "val/E"
+
+
+def _record_of(run_dir: Path, cfg, mode: str) -> dict | None:
+    """The ``done.json`` of a finished ``mode`` run trained with ``cfg``, None when there is none; a ValueError
+    naming the file and the differing settings when it was trained with others (keys it predates count as
+    their defaults, and an empty monitor in a size mode as validation E, which it then meant)."""
     import json
 
     from sizeseg.experiments.cache import check_reusable
@@ -105,7 +111,10 @@ def _record_of(run_dir: Path, cfg) -> dict | None:
     if not done.is_file():
         return None
     info = json.loads(done.read_text())
-    check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig.record_defaults())
+    recorded = dict(info.get("config", {}))
+    if mode != "pretrain" and recorded.get("monitor", "") == "":
+        recorded["monitor"] = _SIZE_MODES_OLD_MONITOR
+    check_reusable(done, recorded, cfg.to_dict(), TrainConfig.record_defaults())
     return info
 
 
@@ -117,7 +126,7 @@ def _train_once(mode: str, data, run_dir: Path, cfg, init: Path | None = None, p
         # finished, but its checkpoints were dropped before the item recorded its scores (a killed run):
         # train it again (seeded, deterministic on CPU) rather than score a checkpoint that is gone
         shutil.rmtree(run_dir)
-    info = _record_of(run_dir, cfg)  # reused only with the settings asked for now
+    info = _record_of(run_dir, cfg, mode)  # reused only with the settings asked for now
     if info is not None:
         return TrainResult(run_dir, best_checkpoint(run_dir), last_checkpoint(run_dir), run_dir / "metrics.csv", info["seconds"])
     result = train(mode, data, run_dir, cfg, init=init, progress_bar=progress_bar)
@@ -159,8 +168,8 @@ def run_pretraining_item(data, out: Path, profile: Profile, m: int | None, seed:
         # a row is the score of the run folder that trained it: reused only while the settings that folder
         # records are the ones asked for now (a ValueError otherwise), so a stage whose meaning changed
         # cannot return an old row; a row whose run left no record is trained again
-        _record_of(run / "pretrain", pre_cfg)
-        stale = {s for s, (folder, _, cfg) in plans.items() if _record_of(run / folder, cfg) is None}
+        _record_of(run / "pretrain", pre_cfg, "pretrain")
+        stale = {s for s, (folder, mode, cfg) in plans.items() if _record_of(run / folder, cfg, mode) is None}
         rows = [r for r in rows if r["stage"] not in stale]
     have = {r["stage"] for r in rows}
     missing = [s for s in stages if s not in have]
