@@ -58,6 +58,7 @@ def test_prepare_folder_reports_splits_notes_and_warnings(tmp_path, capsys):
         masked = int(data.has_mask[keep].sum())
         assert f"  {name}: {int(keep.sum())} images, {masked} with masks, {int(keep.sum()) - masked} with sizes only" in printed
     assert "warning: validation holds 1 masked image(s), fewer than 5" in printed
+    assert "and fine-tuning selects by validation E instead" in printed  # what choose_monitor then does
     # a validation list and no test split
     (folder / "val.txt").write_text("\n".join(f"IMD{i:03d}.png" for i in range(5)) + "\n")
     assert main(argv + ["--no-test", "--val-list", str(folder / "val.txt")]) == 0
