@@ -252,6 +252,26 @@ def test_a_run_recorded_before_run_json_is_compared_by_its_checkpoint(env, tmp_p
     assert "lr=0.001, not 0.5" in capsys.readouterr().err
 
 
+def test_a_fine_tuning_run_recorded_with_an_empty_monitor_resumes_as_validation_e(env, tmp_path, capsys):
+    # run.json records the metric that picks best.ckpt as resolved; before, it held "" and fine-tuning's
+    # default was val/E: a resume restores the best score, so it must keep comparing the same metric
+    run = tmp_path / "ft"
+    argv = ["finetune", "--data", str(env / "prep"), "--out", str(run), "--init",
+            str(env / "run" / "checkpoints" / "best.ckpt"), *TINY, "--progress", "none"]
+    assert main(argv) == 0  # 4 masked validation images: validation E picks
+    record = json.loads((run / "run.json").read_text())
+    assert record["monitor"] == "val/E"
+    record["monitor"] = ""
+    (run / "run.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(argv + ["--monitor", "val/IoU"]) == 2
+    assert "monitor='val/E', not 'val/IoU'" in capsys.readouterr().err
+    more = list(argv)
+    more[more.index("--epochs") + 1] = "2"
+    assert main(more) == 0
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
 def test_no_resume_starts_afresh_with_new_settings(env, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(env / "run", run)

@@ -257,10 +257,16 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     if int(spec.get("out_channels", 1)) != classes:
         raise ValueError(f"--init: {init} holds a network with {spec.get('out_channels', 1)} output channel(s), but the "
                          f"data has {classes} class(es); start from a checkpoint trained on these classes")
-    settings = {**run_settings(mode, cfg, init), "model": spec["name"]}  # with --init, its network
+    # with --init, its network; the metric that picks best.ckpt as resolved, since a resumed run restores
+    # the checkpoint callback's best score and must compare like with like
+    settings = {**run_settings(mode, cfg, init), "model": spec["name"], "monitor": monitor}
     if resume and last_checkpoint(out_dir) is not None:
+        # runs recorded an empty monitor before it was resolved here; in the size modes it meant the size
+        # metric, fine-tuning's default then
+        meant = {"monitor": {"": monitor if mode == "pretrain" else fallback}}
         check_resume(out_dir, settings, TrainConfig().to_dict(),
-                     "resume with the same settings, start afresh with --no-resume (resume=False) or use another --out")
+                     "resume with the same settings, start afresh with --no-resume (resume=False) or use another --out",
+                     meant)
     write_run_settings(out_dir, settings)
     start, start_iou, start_weights = None, None, None
     if init is not None:

@@ -35,11 +35,14 @@ def setting_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], 
                      if recorded.get(key, defaults.get(key)) != value)
 
 
-def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Mapping[str, Any], hint: str) -> None:
+def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Mapping[str, Any], hint: str,
+                 meant: Mapping[str, Mapping[Any, Any]] | None = None) -> None:
     """Raise a ValueError when ``out_dir``'s recorded run differs from ``settings`` in a key that matters.
 
     Without ``run.json`` (a run recorded before it existed) the hyper-parameters in
-    ``last.ckpt`` (learning rate, schedule, network) are compared instead.
+    ``last.ckpt`` (learning rate, schedule, network) are compared instead. ``meant`` maps a key to
+    recorded values that stood for another when they were written (an empty ``monitor`` for the
+    default metric of that day), so they are compared as what they meant.
 
     Example:
         >>> import tempfile
@@ -64,6 +67,9 @@ def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Map
     else:
         recorded = _checkpoint_settings(out_dir)
         wanted = {k: v for k, v in wanted.items() if k in recorded}
+    for key, values in (meant or {}).items():
+        if key in recorded and recorded[key] in values:
+            recorded = {**recorded, key: values[recorded[key]]}
     differ = setting_differences(recorded, wanted, defaults)
     if differ:
         raise ValueError(f"{out_dir}: the run in this folder was started with other settings ({differ}); {hint}")
