@@ -15,7 +15,10 @@ Methods:
 - ``control`` (B only): BCE on the same masks, the same schedule (training longer without sizes);
 - ``size tau=T``: SizeLoss, squared error, logistic noise of scale T (1 is the paper's);
 - ``relative tau=T``: SizeLoss with the relative criterion ``(t - s)^2 / t^2``;
-- ``matched``: BCE to the prediction moved onto the annotated size (``size_matched_bce``).
+- ``matched``: BCE to the prediction moved onto the annotated size (``size_matched_bce``);
+- ``size+area tau=T`` (B only): README step 4's size terms without the masks: SizeLoss (squared, scale
+  T) plus the area bounds each size implies (``AreaBoundTerm``, the ratio range measured on the
+  masked pre-training images), in image units with step 4's weights 4 and 40.
 
 Per size band of the test images: the thresholded size error E, the IoU, and the paired IoU change
 against the start with its standard error over the band's images. Writes ``OUT/results.csv`` and
@@ -105,7 +108,7 @@ def free_logit_rows(images, masks, sizes, bands, methods, steps: int, lr: float,
     start = score(init)
     rows = band_rows("start (sized wrong)", start, start, bands)
     for method in methods:
-        if method == "control":
+        if method == "control" or method.startswith("size+area"):  # no masked images to measure bounds on
             continue
         torch.manual_seed(seed)
         logits = init.clone().requires_grad_(True)
@@ -150,11 +153,21 @@ def scores(model, images, masks, sizes) -> dict:
             "size": pred_size.numpy()}
 
 
-def loss_fn(method: str, n_samples: int, seed: int):
-    """A function (logits, masks, sizes) -> loss for a fine-tuning method."""
+def loss_fn(method: str, n_samples: int, seed: int, ratio_range: tuple[float, float] | None = None):
+    """A function (logits, masks, sizes) -> loss for a fine-tuning method (``ratio_range``: the area /
+    size^2 range of the masked images, for ``size+area``)."""
     from sizeseg.losses.size_loss import SizeLoss
     from sizeseg.losses.size_matched_bce import size_matched_bce
+    from sizeseg.training.config import RECOMMENDED_AREA_WEIGHT, RECOMMENDED_SIZE_WEIGHT
+    from sizeseg.training.loss_terms import AreaBoundTerm, SizeTerm
 
+    if method.startswith("size+area tau="):
+        tau = float(method.split(" tau=")[1])
+        size = SizeTerm(n_samples, RECOMMENDED_SIZE_WEIGHT, units="image", criterion="squared", noise_scale=tau,
+                        seed=seed)
+        area = AreaBoundTerm(ratio_range, RECOMMENDED_AREA_WEIGHT, noise_scale=tau, per_object=False, units="image")
+        return lambda logits, masks, sizes: (size(logits, {"size": sizes}) * size.weight
+                                             + area(logits, {"size": sizes}) * area.weight)
     if method == "control":
         return lambda logits, masks, sizes: F.binary_cross_entropy_with_logits(logits, masks)
     if method == "matched":
@@ -272,6 +285,9 @@ def main(argv=None) -> int:
         train_steps(model, images[masked], masks[masked], sizes[masked], bce, args.pretrain_epochs, args.batch,
                     1e-3, args.seed, augment=True)
         start_state = copy.deepcopy(model.state_dict())
+        from sizeseg.data.bounds import area_ratio_range
+
+        ratio_range = area_ratio_range((masks[masked] > 0.5).sum(dim=(1, 2, 3)).numpy(), sizes[masked].numpy())
         start = scores(model, images[te], masks[te], sizes[te])
         net = band_rows("start (pre-trained)", start, start, bands[te])
         print(f"B pre-trained: IoU {start['IoU'].mean():.3f}, E {start['E'].mean():.1f} "
@@ -283,8 +299,8 @@ def main(argv=None) -> int:
                 train_steps(model, images[masked], masks[masked], sizes[masked], bce,
                             args.epochs * max(1, args.train // args.masks), args.batch, args.lr, args.seed, augment=True)
             else:
-                train_steps(model, images[tr], masks[tr], sizes[tr], loss_fn(method, args.n_samples, args.seed),
-                            args.epochs, args.batch, args.lr, args.seed)
+                fn = loss_fn(method, args.n_samples, args.seed, ratio_range)
+                train_steps(model, images[tr], masks[tr], sizes[tr], fn, args.epochs, args.batch, args.lr, args.seed)
             now = scores(model, images[te], masks[te], sizes[te])
             net += band_rows(method, now, start, bands[te])
             print(f"B {method}: IoU {now['IoU'].mean():.3f}, E {now['E'].mean():.1f} "

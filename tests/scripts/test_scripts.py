@@ -77,9 +77,12 @@ def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
     assert _script("sizes_noise").main(["--out", str(out), "--images", "24", "--train", "16", "--masks", "4",
                                         "--side", "48", "--free-steps", "1", "--pretrain-epochs", "1",
                                         "--epochs", "1", "--batch", "4", "--model", "unet-tiny",
-                                        "--methods", "control,relative tau=0.25"]) == 0
+                                        "--methods", "control,relative tau=0.25,size+area tau=0.25"]) == 0
     rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "B"]
-    assert [r["method"] for r in rows if r["band"] == "all"] == ["start (pre-trained)", "control", "relative tau=0.25"]
+    assert [r["method"] for r in rows if r["band"] == "all"] == ["start (pre-trained)", "control", "relative tau=0.25",
+                                                                 "size+area tau=0.25"]
+    part_a = [r["method"] for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "A" and r["band"] == "all"]
+    assert "size+area tau=0.25" not in part_a and "relative tau=0.25" in part_a  # no masked images in part A
     assert {r["band"] for r in rows} == {"4-10", "10-20", "20-40", "40-80", "all"}
     assert "## B. Size fine-tuning of a network" in (out / "report.md").read_text()
 
