@@ -153,9 +153,11 @@ def scores(model, images, masks, sizes) -> dict:
             "size": pred_size.numpy()}
 
 
-def loss_fn(method: str, n_samples: int, seed: int, ratio_range: tuple[float, float] | None = None):
+def loss_fn(method: str, n_samples: int, seed: int, ratio_range: tuple[float, float] | None = None,
+            weights: tuple[float, float] | None = None):
     """A function (logits, masks, sizes) -> loss for a fine-tuning method (``ratio_range``: the area /
-    size^2 range of the masked images, for ``size+area``)."""
+    size^2 range of the masked images, and ``weights``: the size and area terms' weights in image units,
+    README step 4's by default, for ``size+area``)."""
     from sizeseg.losses.size_loss import SizeLoss
     from sizeseg.losses.size_matched_bce import size_matched_bce
     from sizeseg.training.config import RECOMMENDED_AREA_WEIGHT, RECOMMENDED_SIZE_WEIGHT
@@ -163,9 +165,9 @@ def loss_fn(method: str, n_samples: int, seed: int, ratio_range: tuple[float, fl
 
     if method.startswith("size+area tau="):
         tau = float(method.split(" tau=")[1])
-        size = SizeTerm(n_samples, RECOMMENDED_SIZE_WEIGHT, units="image", criterion="squared", noise_scale=tau,
-                        seed=seed)
-        area = AreaBoundTerm(ratio_range, RECOMMENDED_AREA_WEIGHT, noise_scale=tau, per_object=False, units="image")
+        size_weight, area_weight = weights or (RECOMMENDED_SIZE_WEIGHT, RECOMMENDED_AREA_WEIGHT)
+        size = SizeTerm(n_samples, size_weight, units="image", criterion="squared", noise_scale=tau, seed=seed)
+        area = AreaBoundTerm(ratio_range, area_weight, noise_scale=tau, per_object=False, units="image")
         return lambda logits, masks, sizes: (size(logits, {"size": sizes}) * size.weight
                                              + area(logits, {"size": sizes}) * area.weight)
     if method == "control":
@@ -233,7 +235,8 @@ def report(free: list[dict], net: list[dict], args, seconds: float) -> str:
     if net:
         lines += ["", f"## B. Size fine-tuning of a network ({args.model}): {args.train} training images, pre-trained "
                   f"on {args.masks} masks for {args.pretrain_epochs} epochs, fine-tuned for {args.epochs} epochs at lr "
-                  f"{args.lr:g} (control: BCE on the same masks, same number of steps); test "
+                  f"{args.lr:g} (control: BCE on the same masks, same number of steps; size+area: weights "
+                  f"{args.size_weight:g} and {args.area_weight:g} in image units); test "
                   f"{args.images - args.train} images", ""] + table(net)
     return "\n".join(lines) + "\n"
 
@@ -257,6 +260,10 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="control,size tau=1,size tau=0.5,size tau=0.25,size tau=0.1,"
                         "relative tau=1,relative tau=0.25,matched", help="comma-separated fine-tuning methods")
     parser.add_argument("--model", default="unet-small", help="part B: network")
+    parser.add_argument("--size-weight", type=float, default=4.0,
+                        help="size+area: the size term's weight, image units (README step 4's)")
+    parser.add_argument("--area-weight", type=float, default=40.0,
+                        help="size+area: the area bounds' weight, image units (README step 4's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the masks and the training")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a loaded machine more threads wait on each other)")
@@ -299,7 +306,7 @@ def main(argv=None) -> int:
                 train_steps(model, images[masked], masks[masked], sizes[masked], bce,
                             args.epochs * max(1, args.train // args.masks), args.batch, args.lr, args.seed, augment=True)
             else:
-                fn = loss_fn(method, args.n_samples, args.seed, ratio_range)
+                fn = loss_fn(method, args.n_samples, args.seed, ratio_range, (args.size_weight, args.area_weight))
                 train_steps(model, images[tr], masks[tr], sizes[tr], fn, args.epochs, args.batch, args.lr, args.seed)
             now = scores(model, images[te], masks[te], sizes[te])
             net += band_rows(method, now, start, bands[te])

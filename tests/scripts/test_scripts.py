@@ -77,12 +77,14 @@ def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
     assert _script("sizes_noise").main(["--out", str(out), "--images", "24", "--train", "16", "--masks", "4",
                                         "--side", "48", "--free-steps", "1", "--pretrain-epochs", "1",
                                         "--epochs", "1", "--batch", "4", "--model", "unet-tiny",
-                                        "--methods", "control,relative tau=0.25,size+area tau=0.25"]) == 0
+                                        "--methods", "control,relative tau=0.25,size+area tau=0.25",
+                                        "--area-weight", "4"]) == 0
     rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "B"]
     assert [r["method"] for r in rows if r["band"] == "all"] == ["start (pre-trained)", "control", "relative tau=0.25",
                                                                  "size+area tau=0.25"]
     part_a = [r["method"] for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "A" and r["band"] == "all"]
     assert "size+area tau=0.25" not in part_a and "relative tau=0.25" in part_a  # no masked images in part A
+    assert "size+area: weights 4 and 4 in image units" in (out / "report.md").read_text()
     assert {r["band"] for r in rows} == {"4-10", "10-20", "20-40", "40-80", "all"}
     assert "## B. Size fine-tuning of a network" in (out / "report.md").read_text()
 
@@ -494,3 +496,18 @@ def test_selection_compare_pairs_each_stage_with_its_iou_twin_and_refuses_differ
     _result(tmp_path / "iou2", "m10-s0", {"pretrained": 0.51, "size (IoU selection)": 0.5})
     assert compare.main([str(tmp_path / "e"), str(tmp_path / "iou2")]) == 2
     assert "m10-s0: the two folders pre-trained different networks (test IoU 0.5000 and 0.5100)" in capsys.readouterr().err
+
+
+def test_sizes_noise_size_and_area_loss_adds_each_weighted_term():
+    from sizeseg.training.loss_terms import AreaBoundTerm, SizeTerm
+
+    noise = _script("sizes_noise")
+    logits = torch.full((2, 1, 16, 16), 3.0)  # every pixel in: the soft area (256) is far above the bounds
+    masks, sizes = torch.zeros(2, 1, 16, 16), torch.tensor([4.0, 6.0])
+    area = AreaBoundTerm((1.0, 2.0), noise_scale=0.25, per_object=False, units="image")(logits, {"size": sizes})
+    size = SizeTerm(1, units="image", criterion="squared", noise_scale=0.25, seed=0)(logits, {"size": sizes})
+    assert area > 0 and size > 0
+    both = noise.loss_fn("size+area tau=0.25", 1, 0, (1.0, 2.0), (4.0, 40.0))(logits, masks, sizes)
+    assert both.item() == pytest.approx(4.0 * size.item() + 40.0 * area.item(), rel=1e-5)
+    assert noise.loss_fn("size+area tau=0.25", 1, 0, (1.0, 2.0), (4.0, 0.0))(logits, masks, sizes).item() == \
+        pytest.approx(4.0 * size.item(), rel=1e-5)
