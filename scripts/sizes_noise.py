@@ -287,6 +287,7 @@ def main(argv=None) -> int:
     net: list[dict] = []
     if not args.no_network:
         masked = np.random.default_rng(args.seed).permutation(args.train)[:args.masks]
+        torch.manual_seed(args.seed)  # torch's global generator starts from a random seed in each process
         model = build_model(args.model, in_channels=1)
         bce = loss_fn("control", 1, args.seed)
         train_steps(model, images[masked], masks[masked], sizes[masked], bce, args.pretrain_epochs, args.batch,

@@ -511,3 +511,23 @@ def test_sizes_noise_size_and_area_loss_adds_each_weighted_term():
     assert both.item() == pytest.approx(4.0 * size.item() + 40.0 * area.item(), rel=1e-5)
     assert noise.loss_fn("size+area tau=0.25", 1, 0, (1.0, 2.0), (4.0, 0.0))(logits, masks, sizes).item() == \
         pytest.approx(4.0 * size.item(), rel=1e-5)
+
+
+def test_sizes_noise_starts_from_the_same_network_in_every_process(tmp_path, monkeypatch):
+    # torch's global generator is seeded at random in each process: the script must seed the network itself
+    import sizeseg.models
+
+    built, real = [], sizeseg.models.build_model
+
+    def recording(*args, **kwargs):
+        model = real(*args, **kwargs)
+        built.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        return model
+
+    monkeypatch.setattr(sizeseg.models, "build_model", recording)
+    args = ["--images", "24", "--train", "16", "--masks", "4", "--side", "48", "--free-steps", "1",
+            "--pretrain-epochs", "1", "--epochs", "1", "--batch", "4", "--model", "unet-tiny", "--methods", "control"]
+    for i, other in enumerate((123, 456)):  # two processes' global states
+        torch.manual_seed(other)
+        assert _script("sizes_noise").main(["--out", str(tmp_path / str(i)), *args]) == 0
+    assert len(built) == 2 and torch.equal(built[0], built[1])
