@@ -220,7 +220,7 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     import lightning.pytorch as pl
 
     from sizeseg.training.progress import EpochLines, resolve_progress
-    from sizeseg.training.selection import beats, choose_monitor, overlap_warning, start_scores
+    from sizeseg.training.selection import beats, choose_monitor, former_default, overlap_warning, start_scores
 
     if mode not in MONITOR:
         raise ValueError(f"mode: expected one of {tuple(MONITOR)}, got {mode!r}")
@@ -261,9 +261,8 @@ def train(mode: str, data, out_dir: str | Path, cfg: TrainConfig, init: str | Pa
     # the checkpoint callback's best score and must compare like with like
     settings = {**run_settings(mode, cfg, init), "model": spec["name"], "monitor": monitor}
     if resume and last_checkpoint(out_dir) is not None:
-        # runs recorded an empty monitor before it was resolved here; in the size modes it meant the size
-        # metric, fine-tuning's default then
-        meant = {"monitor": {"": monitor if mode == "pretrain" else fallback}}
+        # runs recorded an empty monitor before it was resolved here; in pre-training it resolves as it did
+        meant = {"monitor": {"": former_default(mode, cfg.size_loss) or monitor}}
         check_resume(out_dir, settings, TrainConfig().to_dict(),
                      "resume with the same settings, start afresh with --no-resume (resume=False) or use another --out",
                      meant)

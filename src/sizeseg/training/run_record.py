@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Hashable, Mapping
 
 RUN_FILE = "run.json"
 #: keys a resumed run may change: how long and on what hardware, not what is learned
@@ -23,16 +23,25 @@ def run_settings(mode: str, cfg, init: str | Path | None) -> dict[str, Any]:
     return {"mode": mode, "init": None if init is None else str(Path(init).resolve()), **cfg.to_dict()}
 
 
-def setting_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+def setting_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any], defaults: Mapping[str, Any],
+                        meant: Mapping[str, Mapping[Any, Any]] | None = None) -> str:
     """``"key=recorded, not wanted"`` for each key of ``wanted`` whose value ``recorded`` differs in; "" if none.
 
-    A key ``recorded`` lacks counts as its value in ``defaults``.
+    A key ``recorded`` lacks counts as its value in ``defaults``. ``meant`` maps a key to recorded
+    values that stood for another when they were written (an empty ``monitor`` for the default
+    metric of that day); they are compared, and named, as what they meant.
 
     >>> setting_differences({"lr": 0.001, "seed": 0}, {"lr": 0.01, "seed": 0}, {})
     'lr=0.001, not 0.01'
+    >>> setting_differences({"monitor": ""}, {"monitor": "val/IoU"}, {}, {"monitor": {"": "val/E"}})
+    "monitor='val/E', not 'val/IoU'"
     """
-    return ", ".join(f"{key}={recorded.get(key, defaults.get(key))!r}, not {value!r}" for key, value in wanted.items()
-                     if recorded.get(key, defaults.get(key)) != value)
+    def was(key: str) -> Any:
+        value = recorded.get(key, defaults.get(key))
+        table = (meant or {}).get(key)
+        return table.get(value, value) if table is not None and isinstance(value, Hashable) else value
+
+    return ", ".join(f"{key}={was(key)!r}, not {value!r}" for key, value in wanted.items() if was(key) != value)
 
 
 def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Mapping[str, Any], hint: str,
@@ -67,10 +76,7 @@ def check_resume(out_dir: str | Path, settings: Mapping[str, Any], defaults: Map
     else:
         recorded = _checkpoint_settings(out_dir)
         wanted = {k: v for k, v in wanted.items() if k in recorded}
-    for key, values in (meant or {}).items():
-        if key in recorded and recorded[key] in values:
-            recorded = {**recorded, key: values[recorded[key]]}
-    differ = setting_differences(recorded, wanted, defaults)
+    differ = setting_differences(recorded, wanted, defaults, meant)
     if differ:
         raise ValueError(f"{out_dir}: the run in this folder was started with other settings ({differ}); {hint}")
 

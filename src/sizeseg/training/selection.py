@@ -84,6 +84,20 @@ def choose_monitor(default: str, asked: str, val, fallback: str | None = None) -
     return monitor, messages
 
 
+def former_default(mode: str, size_loss: str = "object") -> str | None:
+    """What an empty ``monitor`` meant in a ``mode`` run recorded while fine-tuning's default was the size
+    error: ``val/E`` (``val/E_obj`` with ``size_loss`` ``objects``) in the size modes; None in
+    pre-training, whose default has not changed. Records keep the empty value, so a cached or resumed
+    run is compared as what it was trained with.
+
+    >>> former_default("mixed"), former_default("finetune", "objects"), former_default("pretrain")
+    ('val/E', 'val/E_obj', None)
+    """
+    if mode == "pretrain":
+        return None
+    return "val/E_obj" if size_loss == "objects" else "val/E"
+
+
 def start_scores(model, val, monitor: str) -> tuple[float, float | None]:
     """``monitor`` (``val/E``, ``val/IoU`` or ``val/Dice``) of ``model`` on the validation split, as
     validation computes it (means over the images with a size, or with a mask), and, when ``monitor``

@@ -94,10 +94,6 @@ def read_epochs(metrics_csv: Path) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
-#: what an empty ``monitor`` meant in the size modes when fine-tuning's default was validation E
-_SIZE_MODES_OLD_MONITOR = "val/E"
-
-
 def _record_of(run_dir: Path, cfg, mode: str) -> dict | None:
     """The ``done.json`` of a finished ``mode`` run trained with ``cfg``, None when there is none; a ValueError
     naming the file and the differing settings when it was trained with others (keys it predates count as
@@ -106,15 +102,15 @@ def _record_of(run_dir: Path, cfg, mode: str) -> dict | None:
 
     from sizeseg.experiments.cache import check_reusable
     from sizeseg.training import TrainConfig
+    from sizeseg.training.selection import former_default
 
     done = run_dir / "done.json"
     if not done.is_file():
         return None
     info = json.loads(done.read_text())
-    recorded = dict(info.get("config", {}))
-    if mode != "pretrain" and recorded.get("monitor", "") == "":
-        recorded["monitor"] = _SIZE_MODES_OLD_MONITOR
-    check_reusable(done, recorded, cfg.to_dict(), TrainConfig.record_defaults())
+    former = former_default(mode, cfg.size_loss)
+    check_reusable(done, info.get("config", {}), cfg.to_dict(), TrainConfig.record_defaults(),
+                   {"monitor": {"": former}} if former else None)
     return info
 
 
