@@ -268,6 +268,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a loaded machine more threads wait on each other)")
     args = parser.parse_args(argv)
+    for flag, value in (("--size-weight", args.size_weight), ("--area-weight", args.area_weight)):
+        if not value >= 0:  # before any work: the terms would refuse it only after pre-training
+            parser.error(f"{flag}: expected a number >= 0, got {value:g}")
     torch.set_num_threads(args.threads)
 
     from sizeseg.experiments.report import write_csv

@@ -531,3 +531,10 @@ def test_sizes_noise_starts_from_the_same_network_in_every_process(tmp_path, mon
         torch.manual_seed(other)
         assert _script("sizes_noise").main(["--out", str(tmp_path / str(i)), *args]) == 0
     assert len(built) == 2 and torch.equal(built[0], built[1])
+
+
+def test_sizes_noise_refuses_a_negative_weight_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _script("sizes_noise").main(["--out", str(tmp_path / "out"), "--area-weight", "-1"])
+    assert stop.value.code == 2 and "--area-weight: expected a number >= 0, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
