@@ -19,9 +19,14 @@ Methods:
 - ``size+area tau=T`` (B only): README step 4's size terms without the masks: SizeLoss (squared, scale
   T) plus the area bounds each size implies (``AreaBoundTerm``, the ratio range measured on the
   masked pre-training images), in image units with step 4's weights 4 and 40.
+- ``mixed+area tau=T`` (B only): README step 4 itself (``finetune --mixed``): the ``size+area`` terms on
+  every sized image plus BCE on the masked ones, batches drawn so that masked images make half of each
+  epoch (``mask_fraction`` 0.5, as mixed training draws them).
+- ``mixed tau=T`` (B only): the same without the area bounds.
 
-Per size band of the test images: the thresholded size error E, the IoU, and the paired IoU change
-against the start with its standard error over the band's images. Writes ``OUT/results.csv`` and
+Per size band of the test images: the thresholded size error E, the IoU, the paired IoU change
+against the start with its standard error over the band's images, and the predicted area over the
+true area (which says whether a band's IoU fell by over- or under-segmenting). Writes ``OUT/results.csv`` and
 ``OUT/report.md``.
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python scripts/sizes_noise.py --out results/sizes-noise
@@ -102,13 +107,13 @@ def free_logit_rows(images, masks, sizes, bands, methods, steps: int, lr: float,
 
     def score(logits):
         return {"E": ((predicted_size(logits) - sizes) ** 2).numpy(),
-                "IoU": iou_score(logits[:, 0] > 0, masks[:, 0] > 0.5).numpy()}
+                "IoU": iou_score(logits[:, 0] > 0, masks[:, 0] > 0.5).numpy(), "area": area_ratio(logits, masks)}
 
     init = start_logits(masks, sizes, seed)
     start = score(init)
     rows = band_rows("start (sized wrong)", start, start, bands)
     for method in methods:
-        if method == "control" or method.startswith("size+area"):  # no masked images to measure bounds on
+        if method == "control" or "+area" in method or method.startswith("mixed"):  # no masks or bounds here
             continue
         torch.manual_seed(seed)
         logits = init.clone().requires_grad_(True)
@@ -150,7 +155,31 @@ def scores(model, images, masks, sizes) -> dict:
     logits = predict(model, images)
     pred_size = predicted_size(logits)
     return {"E": ((pred_size - sizes) ** 2).numpy(), "IoU": iou_score(logits[:, 0] > 0, masks[:, 0] > 0.5).numpy(),
-            "size": pred_size.numpy()}
+            "size": pred_size.numpy(), "area": area_ratio(logits, masks)}
+
+
+def area_ratio(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """Thresholded predicted area over the true area, per image."""
+    return ((logits > 0).sum(dim=(1, 2, 3)).float() / (masks > 0.5).sum(dim=(1, 2, 3)).float()).numpy()
+
+
+#: method names of the form "<kind> tau=T"
+TAU_KINDS = ("size", "relative", "size+area", "mixed", "mixed+area")
+
+
+def check_method(method: str) -> str:
+    """``method`` if it names a method (module docstring), else a ValueError naming it."""
+    if method in ("control", "matched"):
+        return method
+    kind, _, tau = method.partition(" tau=")
+    try:
+        ok = kind in TAU_KINDS and float(tau) > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"expected control, matched or '<kind> tau=T' with kind in {', '.join(TAU_KINDS)} "
+                         f"and T > 0, got {method!r}")
+    return method
 
 
 def loss_fn(method: str, n_samples: int, seed: int, ratio_range: tuple[float, float] | None = None,
@@ -196,6 +225,38 @@ def train_steps(model, images, masks, sizes, fn, epochs: int, batch: int, lr: fl
             opt.step()
 
 
+def mixed_terms(method: str, ratio_range: tuple[float, float], weights: tuple[float, float]) -> list:
+    """``mixed tau=T`` / ``mixed+area tau=T``: the library's mixed-mode loss terms (BCE on the masked
+    images, SizeLoss squared in image units, and the area bounds for ``+area``)."""
+    from sizeseg.training.config import TrainConfig
+    from sizeseg.training.pipeline import loss_terms_for
+
+    tau = float(method.split(" tau=")[1])
+    size_weight, area_weight = weights
+    cfg = TrainConfig(size_units="image", size_criterion="squared", noise_scale=tau, size_weight=size_weight,
+                      area_weight=area_weight if method.startswith("mixed+area") else 0.0)
+    return loss_terms_for("mixed", cfg, ratio_range)
+
+
+def mixed_steps(model, images, masks, sizes, has_mask: np.ndarray, terms: list, steps: int, batch: int,
+                lr: float, seed: int, mask_fraction: float = 0.5) -> None:
+    """``steps`` batches drawn with replacement so that masked images make ``mask_fraction`` of them
+    (as mixed training's sampler); each batch's loss is the weighted sum of ``terms``, which see a
+    mask only on the images with ``has_mask``."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    weights = np.where(has_mask, mask_fraction / has_mask.sum(), (1 - mask_fraction) / (~has_mask).sum())
+    model.train()
+    for _ in range(steps):
+        idx = rng.choice(len(images), size=batch, replace=True, p=weights / weights.sum())
+        logits = model(images[idx])
+        data = {"mask": masks[idx], "has_mask": torch.from_numpy(has_mask[idx]), "size": sizes[idx]}
+        loss = sum(term.weight * term(logits, data) for term in terms)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
 def band_rows(method: str, now: dict, start: dict, bands: np.ndarray) -> list[dict]:
     rows = []
     for band in list(BANDS) + ["all"]:
@@ -204,6 +265,7 @@ def band_rows(method: str, now: dict, start: dict, bands: np.ndarray) -> list[di
         rows.append({"method": method, "band": band, "n": int(keep.sum()),
                      "E": float(now["E"][keep].mean()), "rel_E": float(np.sqrt(now["E"][keep].mean())),
                      "IoU": float(now["IoU"][keep].mean()), "dIoU": float(diff.mean()),
+                     "area_ratio": float(now["area"][keep].mean()),
                      "dIoU_se": float(diff.std(ddof=1) / math.sqrt(keep.sum()))})
     return rows
 
@@ -223,6 +285,16 @@ def table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def area_table(rows: list[dict]) -> list[str]:
+    """Markdown rows: the mean predicted area over the true area per band."""
+    names = list(BANDS) + ["all"]
+    lines = ["| method | " + " | ".join(f"area / true {b}" for b in names) + " |", "|" + "---|" * (1 + len(names))]
+    by = {(r["method"], r["band"]): r for r in rows}
+    for m in dict.fromkeys(r["method"] for r in rows):
+        lines.append(f"| {m} | " + " | ".join(f"{by[(m, b)]['area_ratio']:.2f}" for b in names) + " |")
+    return lines
+
+
 def report(free: list[dict], net: list[dict], args, seconds: float) -> str:
     lines = [f"Synthetic objects in {args.side}x{args.side} images, four bands of object size; seed {args.seed}; "
              f"{seconds:.0f} s.", "",
@@ -237,7 +309,8 @@ def report(free: list[dict], net: list[dict], args, seconds: float) -> str:
                   f"on {args.masks} masks for {args.pretrain_epochs} epochs, fine-tuned for {args.epochs} epochs at lr "
                   f"{args.lr:g} (control: BCE on the same masks, same number of steps; size+area: weights "
                   f"{args.size_weight:g} and {args.area_weight:g} in image units); test "
-                  f"{args.images - args.train} images", ""] + table(net)
+                  f"{args.images - args.train} images", ""] + table(net) + ["", "Predicted area over true area "
+                  "(thresholded, mean over the band's images):", ""] + area_table(net)
     return "\n".join(lines) + "\n"
 
 
@@ -271,6 +344,11 @@ def main(argv=None) -> int:
     for flag, value in (("--size-weight", args.size_weight), ("--area-weight", args.area_weight)):
         if not value >= 0:  # before any work: the terms would refuse it only after pre-training
             parser.error(f"{flag}: expected a number >= 0, got {value:g}")
+    for method in args.methods.split(","):
+        try:
+            check_method(method)
+        except ValueError as err:
+            parser.error(f"--methods: {err}")
     torch.set_num_threads(args.threads)
 
     from sizeseg.experiments.report import write_csv
@@ -306,7 +384,14 @@ def main(argv=None) -> int:
         for method in methods:
             model.load_state_dict(start_state)
             torch.manual_seed(args.seed)
-            if method == "control":
+            if method.startswith("mixed"):
+                has_mask = np.zeros(args.train, bool)
+                has_mask[masked] = True
+                steps = args.epochs * len(batches(args.train, args.batch, np.random.default_rng(0)))
+                mixed_steps(model, images[tr], masks[tr], sizes[tr], has_mask,
+                            mixed_terms(method, ratio_range, (args.size_weight, args.area_weight)), steps,
+                            args.batch, args.lr, args.seed)
+            elif method == "control":
                 train_steps(model, images[masked], masks[masked], sizes[masked], bce,
                             args.epochs * max(1, args.train // args.masks), args.batch, args.lr, args.seed, augment=True)
             else:

@@ -77,13 +77,15 @@ def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
     assert _script("sizes_noise").main(["--out", str(out), "--images", "24", "--train", "16", "--masks", "4",
                                         "--side", "48", "--free-steps", "1", "--pretrain-epochs", "1",
                                         "--epochs", "1", "--batch", "4", "--model", "unet-tiny",
-                                        "--methods", "control,relative tau=0.25,size+area tau=0.25",
-                                        "--area-weight", "4"]) == 0
+                                        "--methods", "control,relative tau=0.25,size+area tau=0.25,"
+                                        "mixed+area tau=0.25", "--area-weight", "4"]) == 0
     rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "B"]
     assert [r["method"] for r in rows if r["band"] == "all"] == ["start (pre-trained)", "control", "relative tau=0.25",
-                                                                 "size+area tau=0.25"]
+                                                                 "size+area tau=0.25", "mixed+area tau=0.25"]
     part_a = [r["method"] for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "A" and r["band"] == "all"]
-    assert "size+area tau=0.25" not in part_a and "relative tau=0.25" in part_a  # no masked images in part A
+    assert part_a == ["start (sized wrong)", "relative tau=0.25"]  # no masked images in part A
+    assert all(float(r["area_ratio"]) > 0 for r in rows)
+    assert "| mixed+area tau=0.25 | " in (out / "report.md").read_text().split("Predicted area over true area")[1]
     assert "size+area: weights 4 and 4 in image units" in (out / "report.md").read_text()
     assert {r["band"] for r in rows} == {"4-10", "10-20", "20-40", "40-80", "all"}
     assert "## B. Size fine-tuning of a network" in (out / "report.md").read_text()
@@ -511,6 +513,51 @@ def test_sizes_noise_size_and_area_loss_adds_each_weighted_term():
     assert both.item() == pytest.approx(4.0 * size.item() + 40.0 * area.item(), rel=1e-5)
     assert noise.loss_fn("size+area tau=0.25", 1, 0, (1.0, 2.0), (4.0, 0.0))(logits, masks, sizes).item() == \
         pytest.approx(4.0 * size.item(), rel=1e-5)
+
+
+def test_sizes_noise_mixed_terms_are_the_library_mixed_mode_with_or_without_the_bounds():
+    noise = _script("sizes_noise")
+    with_bounds = noise.mixed_terms("mixed+area tau=0.5", (1.0, 2.0), (4.0, 40.0))
+    assert [(t.name, t.weight) for t in with_bounds] == [("bce", 1.0), ("size", 4.0), ("area_bound", 40.0)]
+    assert with_bounds[1].units == "image" and with_bounds[2].noise_scale == 0.5
+    assert [t.name for t in noise.mixed_terms("mixed tau=0.5", (1.0, 2.0), (4.0, 40.0))] == ["bce", "size"]
+
+
+def test_sizes_noise_mixed_steps_draw_masked_images_at_the_mask_fraction_and_hide_the_other_masks():
+    noise = _script("sizes_noise")
+    n, masked = 40, np.arange(40) < 4  # 4 masked images of 40: half of the draws should be among them
+    images = torch.arange(n, dtype=torch.float32).reshape(n, 1, 1, 1).expand(n, 1, 4, 4).contiguous()
+    seen, hidden = [], []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            seen.extend(x[:, 0, 0, 0].long().tolist())
+            return x * 0 + self.bias
+
+    class MaskSpy:
+        name, weight = "spy", 1.0
+
+        def __call__(self, logits, batch):
+            hidden.append(bool((batch["has_mask"] == torch.from_numpy(masked[np.array(seen[-len(logits):])])).all()))
+            return logits.sum()
+
+    noise.mixed_steps(Recorder(), images, torch.zeros(n, 1, 4, 4), torch.ones(n), masked, [MaskSpy()], steps=200,
+                      batch=10, lr=1e-3, seed=0)
+    share = masked[np.array(seen)].mean()
+    assert len(seen) == 2000 and abs(share - 0.5) < 0.05  # uniform draws would give 0.1
+    assert all(hidden)
+
+
+def test_sizes_noise_refuses_an_unknown_method_before_any_work(tmp_path, capsys):
+    for bad in ("mixed tau=0", "mixed+bounds tau=0.25", "size tau=x", "controls"):
+        with pytest.raises(SystemExit) as stop:
+            _script("sizes_noise").main(["--out", str(tmp_path / "out"), "--methods", f"control,{bad}"])
+        assert stop.value.code == 2 and "--methods: expected control, matched or" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_sizes_noise_starts_from_the_same_network_in_every_process(tmp_path, monkeypatch):
