@@ -585,3 +585,41 @@ def test_sizes_noise_refuses_a_negative_weight_before_any_work(tmp_path, capsys)
         _script("sizes_noise").main(["--out", str(tmp_path / "out"), "--area-weight", "-1"])
     assert stop.value.code == 2 and "--area-weight: expected a number >= 0, got -1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _noise_seed(folder, rows):
+    """A sizes_noise results.csv with part B rows {(method, band): (E, dIoU, dIoU_se)}."""
+    import csv
+
+    folder.mkdir(parents=True)
+    with open(folder / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["part", "method", "band", "E", "dIoU", "dIoU_se"])
+        writer.writeheader()
+        writer.writerow({"part": "A", "method": "start (sized wrong)", "band": "all", "E": 1, "dIoU": 0, "dIoU_se": 0})
+        for (method, band), (e, d, se) in rows.items():
+            writer.writerow({"part": "B", "method": method, "band": band, "E": e, "dIoU": d, "dIoU_se": se})
+
+
+def test_sizes_noise_seeds_pools_the_seeds_and_checks_the_target_per_seed(tmp_path, capsys):
+    pool = _script("sizes_noise_seeds")
+    start = {("start (pre-trained)", b): (e, 0, 0) for b, e in (("small", 10), ("large", 100), ("all", 55))}
+    _noise_seed(tmp_path / "s0", {**start, ("m", "small"): (5, 0.01, 0.01), ("m", "large"): (90, -0.01, 0.01),
+                                  ("m", "all"): (47.5, 0.0, 0.01)})
+    # seed 1: E fell in both bands, but the large band's IoU fell by 3 standard errors
+    _noise_seed(tmp_path / "s1", {**start, ("m", "small"): (9, 0.03, 0.01), ("m", "large"): (99, -0.03, 0.01),
+                                  ("m", "all"): (54, 0.0, 0.01)})
+    # seed 2: the small band's E rose
+    _noise_seed(tmp_path / "s2", {**start, ("m", "small"): (11, 0.02, 0.01), ("m", "large"): (80, 0.0, 0.01),
+                                  ("m", "all"): (45.5, 0.01, 0.01)})
+    assert pool.main([str(tmp_path / s) for s in ("s0", "s1", "s2")] + ["--out", str(tmp_path / "r.md")]) == 0
+    text = capsys.readouterr().out
+    assert text == (tmp_path / "r.md").read_text()
+    assert "- m: 2 / 2 / 1 of 3" in text
+    assert "| m | 8.3 | 89.7 | 49.0 | +0.020 ± 0.006 | -0.013 ± 0.009 | +0.003 ± 0.003 |" in text
+    assert pool.seed_verdict(pool.read_seed(tmp_path / "s1"), "m", ["small", "large"], noise_se=3.0) == (True, True)
+
+
+def test_sizes_noise_seeds_names_a_folder_it_cannot_read(tmp_path, capsys):
+    pool = _script("sizes_noise_seeds")
+    assert pool.main([str(tmp_path / "missing")]) == 2
+    assert f"sizes_noise_seeds: error: {tmp_path / 'missing'}: expected a sizes_noise output folder with results.csv" in capsys.readouterr().err
