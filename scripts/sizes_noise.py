@@ -13,6 +13,8 @@ B. Size fine-tuning of a network (minutes on an idle CPU): a U-Net pre-trained o
 Methods:
 
 - ``control`` (B only): BCE on the same masks, the same schedule (training longer without sizes);
+- ``full`` (B only): BCE on the masks of every training image, the size methods' batches: what
+  complete labels would give with this network and schedule, a ceiling for the sizes;
 - ``size tau=T``: SizeLoss, squared error, logistic noise of scale T (1 is the paper's);
 - ``relative tau=T``: SizeLoss with the relative criterion ``(t - s)^2 / t^2``;
 - ``matched``: BCE to the prediction moved onto the annotated size (``size_matched_bce``);
@@ -52,8 +54,9 @@ BANDS = {"4-10": (4, 10, (0.03, 0.06)), "10-20": (10, 20, (0.07, 0.13)),
          "20-40": (20, 40, (0.15, 0.26)), "40-80": (40, 80, (0.35, 0.7))}
 
 
-def make_data(n: int, side: int, seed: int):
-    """n items, band i % 4, keeping only objects whose size falls inside their band."""
+def make_data(n: int, side: int, seed: int, blur: tuple[float, float] | None = None):
+    """n items, band i % 4, keeping only objects whose size falls inside their band (``blur``: the
+    renderer's blur range in px, None for its default, which grows with ``side``)."""
     from sizeseg.data.sizes import object_sizes
     from sizeseg.data.synthetic import synthetic_item
 
@@ -63,7 +66,8 @@ def make_data(n: int, side: int, seed: int):
     while len(images) < n:
         band = names[len(images) % len(names)]
         low, high, radius = BANDS[band]
-        img, msk = synthetic_item(seed, index, (side, side), radius_range=radius, fraction_range=(1e-4, 0.95))
+        img, msk = synthetic_item(seed, index, (side, side), radius_range=radius, fraction_range=(1e-4, 0.95),
+                                  blur=blur)
         index += 1
         size = float(object_sizes(msk[None])[0])
         if low <= size <= high:
@@ -113,7 +117,7 @@ def free_logit_rows(images, masks, sizes, bands, methods, steps: int, lr: float,
     start = score(init)
     rows = band_rows("start (sized wrong)", start, start, bands)
     for method in methods:
-        if method == "control" or "+area" in method or method.startswith("mixed"):  # no masks or bounds here
+        if method in ("control", "full") or "+area" in method or method.startswith("mixed"):  # no masks or bounds here
             continue
         torch.manual_seed(seed)
         logits = init.clone().requires_grad_(True)
@@ -169,7 +173,7 @@ TAU_KINDS = ("size", "relative", "size+area", "mixed", "mixed+area")
 
 def check_method(method: str) -> str:
     """``method`` if it names a method (module docstring), else a ValueError naming it."""
-    if method in ("control", "matched"):
+    if method in ("control", "matched", "full"):
         return method
     kind, _, tau = method.partition(" tau=")
     try:
@@ -177,7 +181,7 @@ def check_method(method: str) -> str:
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"expected control, matched or '<kind> tau=T' with kind in {', '.join(TAU_KINDS)} "
+        raise ValueError(f"expected control, full, matched or '<kind> tau=T' with kind in {', '.join(TAU_KINDS)} "
                          f"and T > 0, got {method!r}")
     return method
 
@@ -296,8 +300,9 @@ def area_table(rows: list[dict]) -> list[str]:
 
 
 def report(free: list[dict], net: list[dict], args, seconds: float) -> str:
-    lines = [f"Synthetic objects in {args.side}x{args.side} images, four bands of object size; seed {args.seed}; "
-             f"{seconds:.0f} s.", "",
+    blur = "0.5-1.2 px x side / 32" if args.blur is None else f"{args.blur[0]:g}-{args.blur[1]:g} px"
+    lines = [f"Synthetic objects in {args.side}x{args.side} images, four bands of object size, blur σ {blur}; "
+             f"seed {args.seed}; {seconds:.0f} s.", "",
              "E: mean squared size error of the thresholded prediction (logits > 0) in each band. "
              "ΔIoU: mean paired IoU change against the start ± its standard error over the band's images.", "",
              f"## A. The loss alone: free per-pixel logits, {args.images - args.train} images, "
@@ -337,6 +342,9 @@ def main(argv=None) -> int:
                         help="size+area: the size term's weight, image units (README step 4's)")
     parser.add_argument("--area-weight", type=float, default=40.0,
                         help="size+area: the area bounds' weight, image units (README step 4's)")
+    parser.add_argument("--blur", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="the renderer's blur (σ range in px; default 0.5-1.2 px x side / 32, i.e. 1.5-3.6 px at "
+                             "96, which blurs the 4-10 px objects into the background)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the masks and the training")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a loaded machine more threads wait on each other)")
@@ -344,6 +352,8 @@ def main(argv=None) -> int:
     for flag, value in (("--size-weight", args.size_weight), ("--area-weight", args.area_weight)):
         if not value >= 0:  # before any work: the terms would refuse it only after pre-training
             parser.error(f"{flag}: expected a number >= 0, got {value:g}")
+    if args.blur is not None and not 0 <= args.blur[0] <= args.blur[1] < float("inf"):
+        parser.error(f"--blur: expected 0 <= LOW <= HIGH, got {args.blur[0]:g} {args.blur[1]:g}")
     for method in args.methods.split(","):
         try:
             check_method(method)
@@ -357,7 +367,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     methods = args.methods.split(",")
-    images, masks, sizes, bands = make_data(args.images, args.side, args.seed)
+    images, masks, sizes, bands = make_data(args.images, args.side, args.seed, args.blur)
     tr, te = slice(0, args.train), slice(args.train, None)
     print(f"{len(images)} images made in {time.perf_counter() - t0:.0f} s", flush=True)
     free = free_logit_rows(images[te], masks[te], sizes[te], bands[te], methods, args.free_steps, args.free_lr, args.seed)
@@ -391,6 +401,9 @@ def main(argv=None) -> int:
                 mixed_steps(model, images[tr], masks[tr], sizes[tr], has_mask,
                             mixed_terms(method, ratio_range, (args.size_weight, args.area_weight)), steps,
                             args.batch, args.lr, args.seed)
+            elif method == "full":
+                train_steps(model, images[tr], masks[tr], sizes[tr], bce, args.epochs, args.batch, args.lr, args.seed,
+                            augment=True)
             elif method == "control":
                 train_steps(model, images[masked], masks[masked], sizes[masked], bce,
                             args.epochs * max(1, args.train // args.masks), args.batch, args.lr, args.seed, augment=True)

@@ -29,6 +29,18 @@ def test_synthetic_deterministic_and_in_range():
     assert all(ndimage.label(m)[1] == 1 for m in a.masks)  # one object per image
 
 
+def test_synthetic_blur_default_scales_with_the_side_and_a_pixel_range_overrides_it():
+    # at a side of 32 the default range is 0.5-1.2 px: the same draw, the same image
+    default, explicit = synthetic_item(3, 5, (32, 32)), synthetic_item(3, 5, (32, 32), blur=(0.5, 1.2))
+    assert np.array_equal(default[0], explicit[0]) and np.array_equal(default[1], explicit[1])
+    # at 96 the default range is 3 times wider: 1.5-3.6 px, and 0.5-1.2 px gives another image
+    default = synthetic_item(3, 5, (96, 96))[0]
+    assert np.allclose(default, synthetic_item(3, 5, (96, 96), blur=(1.5, 3.6))[0], atol=1e-5)
+    assert not np.allclose(default, synthetic_item(3, 5, (96, 96), blur=(0.5, 1.2))[0], atol=1e-2)
+    with pytest.raises(ValueError, match=r"blur: expected 0 <= low <= high, got \(2.0, 1.0\)"):
+        synthetic_item(0, 0, blur=(2.0, 1.0))
+
+
 def test_synthetic_shapes_and_3d():
     image, mask = synthetic_item(1, 0, shape=(20, 24, 16))
     assert image.shape == mask.shape == (20, 24, 16)

@@ -78,15 +78,16 @@ def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
                                         "--side", "48", "--free-steps", "1", "--pretrain-epochs", "1",
                                         "--epochs", "1", "--batch", "4", "--model", "unet-tiny",
                                         "--methods", "control,relative tau=0.25,size+area tau=0.25,"
-                                        "mixed+area tau=0.25", "--area-weight", "4"]) == 0
+                                        "mixed+area tau=0.25,full", "--area-weight", "4", "--blur", "0.5", "1.2"]) == 0
     rows = [r for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "B"]
     assert [r["method"] for r in rows if r["band"] == "all"] == ["start (pre-trained)", "control", "relative tau=0.25",
-                                                                 "size+area tau=0.25", "mixed+area tau=0.25"]
+                                                                 "size+area tau=0.25", "mixed+area tau=0.25", "full"]
     part_a = [r["method"] for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "A" and r["band"] == "all"]
     assert part_a == ["start (sized wrong)", "relative tau=0.25"]  # no masked images in part A
     assert all(float(r["area_ratio"]) > 0 for r in rows)
     assert "| mixed+area tau=0.25 | " in (out / "report.md").read_text().split("Predicted area over true area")[1]
     assert "size+area: weights 4 and 4 in image units" in (out / "report.md").read_text()
+    assert "blur σ 0.5-1.2 px;" in (out / "report.md").read_text()
     assert {r["band"] for r in rows} == {"4-10", "10-20", "20-40", "40-80", "all"}
     assert "## B. Size fine-tuning of a network" in (out / "report.md").read_text()
 
@@ -552,11 +553,18 @@ def test_sizes_noise_mixed_steps_draw_masked_images_at_the_mask_fraction_and_hid
     assert all(hidden)
 
 
+def test_sizes_noise_refuses_a_reversed_blur_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _script("sizes_noise").main(["--out", str(tmp_path / "out"), "--blur", "2", "1"])
+    assert stop.value.code == 2 and "--blur: expected 0 <= LOW <= HIGH, got 2 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_sizes_noise_refuses_an_unknown_method_before_any_work(tmp_path, capsys):
     for bad in ("mixed tau=0", "mixed+bounds tau=0.25", "size tau=x", "controls"):
         with pytest.raises(SystemExit) as stop:
             _script("sizes_noise").main(["--out", str(tmp_path / "out"), "--methods", f"control,{bad}"])
-        assert stop.value.code == 2 and "--methods: expected control, matched or" in capsys.readouterr().err
+        assert stop.value.code == 2 and "--methods: expected control, full, matched or" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

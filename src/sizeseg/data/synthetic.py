@@ -13,7 +13,8 @@ every object covers between 2% and 40% of the image by default.
 
 The image: a textured background (smoothed noise, σ ≈ 2 px, plus a random linear shading),
 the object brighter or darker by a random contrast of 1.2 to 2.4 (background texture s.d. 0.7) with its own
-texture, a Gaussian blur (σ 0.5 to 1.2 px), additive noise (s.d. 0.2 to 0.5), then per-image
+texture, a Gaussian blur (σ 0.5 to 1.2 px at a shortest side of 32, scaled with the side as the
+objects are; or a range in pixels given as ``blur``), additive noise (s.d. 0.2 to 0.5), then per-image
 z-score normalisation. Low contrast against texture and noise keeps the task learnable but not
 trivial: a threshold does not segment it, a small U-Net trained on some tens of masks does.
 
@@ -66,8 +67,12 @@ def _blob(rng: np.random.Generator, shape: tuple[int, ...], radius_range: Sequen
 def synthetic_item(
     seed: int, index: int, shape: Sequence[int] = DEFAULT_SHAPE,
     radius_range: Sequence[float] = RADIUS_RANGE, fraction_range: Sequence[float] = FRACTION_RANGE,
+    blur: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One ``(image float32 (*shape), mask uint8 (*shape))`` pair, determined by ``(seed, index)``.
+
+    ``blur``: the range of the blur's σ in pixels (None: 0.5 to 1.2 px × the shortest side / 32,
+    which at a large side blurs the smallest objects away).
 
     >>> img, msk = synthetic_item(0, 0); img.shape, int(msk.max())
     ((48, 32), 1)
@@ -85,16 +90,21 @@ def synthetic_item(
             break
     else:
         raise ValueError(f"no object within fraction_range {fraction_range} for radius_range {radius_range}")
-    return render_image(rng, mask)
+    return render_image(rng, mask, blur)
 
 
-def render_image(rng: np.random.Generator, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def render_image(rng: np.random.Generator, mask: np.ndarray,
+                 blur: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The image of a mask as described in the module doc (texture, contrast, blur, noise), and
-    the mask as uint8; draws from ``rng``."""
+    the mask as uint8; draws from ``rng``. ``blur``: as in :func:`synthetic_item`."""
     from scipy import ndimage
 
     shape = mask.shape
     side = min(shape)
+    if blur is None:
+        blur = (0.5 * side / 32, 1.2 * side / 32)
+    if not 0 <= blur[0] <= blur[1] < float("inf"):
+        raise ValueError(f"blur: expected 0 <= low <= high, got {tuple(blur)}")
     background = ndimage.gaussian_filter(rng.normal(size=shape), sigma=rng.uniform(1.5, 2.5))
     background *= 0.7 / (background.std() + 1e-12)
     coords = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
@@ -103,7 +113,7 @@ def render_image(rng: np.random.Generator, mask: np.ndarray) -> tuple[np.ndarray
     texture /= texture.std() + 1e-12
     contrast = rng.choice([-1.0, 1.0]) * rng.uniform(1.2, 2.4)
     image = background + mask * (contrast + 0.4 * texture)
-    image = ndimage.gaussian_filter(image, sigma=rng.uniform(0.5, 1.2) * side / 32)
+    image = ndimage.gaussian_filter(image, sigma=rng.uniform(*blur))
     image += rng.normal(scale=rng.uniform(0.2, 0.5), size=shape)
     image = (image - image.mean()) / (image.std() + 1e-12)
     return image.astype(np.float32), mask.astype(np.uint8)
