@@ -26,6 +26,10 @@ Methods:
   epoch (``mask_fraction`` 0.5, as mixed training draws them).
 - ``mixed tau=T`` (B only): the same without the area bounds.
 
+The last three take a size criterion other than the squared error as a suffix, e.g.
+``mixed+area tau=0.25 criterion=absolute`` (``|t - s|``, whose weight per unit of relative error grows
+with the size as ``t``, between ``squared``'s ``t^2`` and ``relative``'s 1).
+
 Per size band of the test images: the thresholded size error E, the IoU, the paired IoU change
 against the start with its standard error over the band's images, and the predicted area over the
 true area (which says whether a band's IoU fell by over- or under-segmenting). Writes ``OUT/results.csv`` and
@@ -171,18 +175,32 @@ def area_ratio(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
 TAU_KINDS = ("size", "relative", "size+area", "mixed", "mixed+area")
 
 
-def check_method(method: str) -> str:
-    """``method`` if it names a method (module docstring), else a ValueError naming it."""
-    if method in ("control", "matched", "full"):
-        return method
-    kind, _, tau = method.partition(" tau=")
+#: kinds that take a size criterion suffix (" criterion=C"), squared by default
+CRITERION_KINDS = ("size+area", "mixed", "mixed+area")
+
+
+def parse_method(method: str) -> tuple[str, float, str]:
+    """(kind, tau, criterion) of a ``"<kind> tau=T[ criterion=C]"`` method; ValueError naming it otherwise."""
+    from sizeseg.losses.size_criteria import CRITERIA
+
+    kind, _, rest = method.partition(" tau=")
+    tau, _, criterion = rest.partition(" criterion=")
     try:
         ok = kind in TAU_KINDS and float(tau) > 0
     except ValueError:
         ok = False
+    if criterion and not (kind in CRITERION_KINDS and criterion in set(CRITERIA) - {"bounds"}):
+        ok = False
     if not ok:
         raise ValueError(f"expected control, full, matched or '<kind> tau=T' with kind in {', '.join(TAU_KINDS)} "
-                         f"and T > 0, got {method!r}")
+                         f"and T > 0 (and ' criterion=C' after {', '.join(CRITERION_KINDS)}), got {method!r}")
+    return kind, float(tau), criterion or "squared"
+
+
+def check_method(method: str) -> str:
+    """``method`` if it names a method (module docstring), else a ValueError naming it."""
+    if method not in ("control", "matched", "full"):
+        parse_method(method)
     return method
 
 
@@ -197,9 +215,9 @@ def loss_fn(method: str, n_samples: int, seed: int, ratio_range: tuple[float, fl
     from sizeseg.training.loss_terms import AreaBoundTerm, SizeTerm
 
     if method.startswith("size+area tau="):
-        tau = float(method.split(" tau=")[1])
+        _, tau, criterion = parse_method(method)
         size_weight, area_weight = weights or (RECOMMENDED_SIZE_WEIGHT, RECOMMENDED_AREA_WEIGHT)
-        size = SizeTerm(n_samples, size_weight, units="image", criterion="squared", noise_scale=tau, seed=seed)
+        size = SizeTerm(n_samples, size_weight, units="image", criterion=criterion, noise_scale=tau, seed=seed)
         area = AreaBoundTerm(ratio_range, area_weight, noise_scale=tau, per_object=False, units="image")
         return lambda logits, masks, sizes: (size(logits, {"size": sizes}) * size.weight
                                              + area(logits, {"size": sizes}) * area.weight)
@@ -235,9 +253,9 @@ def mixed_terms(method: str, ratio_range: tuple[float, float], weights: tuple[fl
     from sizeseg.training.config import TrainConfig
     from sizeseg.training.pipeline import loss_terms_for
 
-    tau = float(method.split(" tau=")[1])
+    _, tau, criterion = parse_method(method)
     size_weight, area_weight = weights
-    cfg = TrainConfig(size_units="image", size_criterion="squared", noise_scale=tau, size_weight=size_weight,
+    cfg = TrainConfig(size_units="image", size_criterion=criterion, noise_scale=tau, size_weight=size_weight,
                       area_weight=area_weight if method.startswith("mixed+area") else 0.0)
     return loss_terms_for("mixed", cfg, ratio_range)
 

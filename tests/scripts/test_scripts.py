@@ -514,6 +514,10 @@ def test_sizes_noise_size_and_area_loss_adds_each_weighted_term():
     assert both.item() == pytest.approx(4.0 * size.item() + 40.0 * area.item(), rel=1e-5)
     assert noise.loss_fn("size+area tau=0.25", 1, 0, (1.0, 2.0), (4.0, 0.0))(logits, masks, sizes).item() == \
         pytest.approx(4.0 * size.item(), rel=1e-5)
+    absolute = SizeTerm(1, units="image", criterion="absolute", noise_scale=0.25, seed=0)(logits, {"size": sizes})
+    assert absolute.item() != pytest.approx(size.item(), rel=1e-3)
+    assert noise.loss_fn("size+area tau=0.25 criterion=absolute", 1, 0, (1.0, 2.0), (4.0, 0.0))(
+        logits, masks, sizes).item() == pytest.approx(4.0 * absolute.item(), rel=1e-5)
 
 
 def test_sizes_noise_mixed_terms_are_the_library_mixed_mode_with_or_without_the_bounds():
@@ -522,6 +526,9 @@ def test_sizes_noise_mixed_terms_are_the_library_mixed_mode_with_or_without_the_
     assert [(t.name, t.weight) for t in with_bounds] == [("bce", 1.0), ("size", 4.0), ("area_bound", 40.0)]
     assert with_bounds[1].units == "image" and with_bounds[2].noise_scale == 0.5
     assert [t.name for t in noise.mixed_terms("mixed tau=0.5", (1.0, 2.0), (4.0, 40.0))] == ["bce", "size"]
+    assert with_bounds[1].loss_kwargs["criterion"] == "squared"
+    absolute = noise.mixed_terms("mixed tau=0.5 criterion=absolute", (1.0, 2.0), (1.0, 0.0))[1]
+    assert absolute.loss_kwargs["criterion"] == "absolute" and absolute.weight == 1.0
 
 
 def test_sizes_noise_mixed_steps_draw_masked_images_at_the_mask_fraction_and_hide_the_other_masks():
@@ -561,7 +568,8 @@ def test_sizes_noise_refuses_a_reversed_blur_before_any_work(tmp_path, capsys):
 
 
 def test_sizes_noise_refuses_an_unknown_method_before_any_work(tmp_path, capsys):
-    for bad in ("mixed tau=0", "mixed+bounds tau=0.25", "size tau=x", "controls"):
+    for bad in ("mixed tau=0", "mixed+bounds tau=0.25", "size tau=x", "controls", "size tau=1 criterion=absolute",
+                "mixed tau=0.25 criterion=bounds", "mixed+area tau=0.25 criterion=cubic"):
         with pytest.raises(SystemExit) as stop:
             _script("sizes_noise").main(["--out", str(tmp_path / "out"), "--methods", f"control,{bad}"])
         assert stop.value.code == 2 and "--methods: expected control, full, matched or" in capsys.readouterr().err
