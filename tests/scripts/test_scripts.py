@@ -84,7 +84,7 @@ def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
                                                                  "size+area tau=0.25", "mixed+area tau=0.25", "full"]
     part_a = [r["method"] for r in csv.DictReader(open(out / "results.csv")) if r["part"] == "A" and r["band"] == "all"]
     assert part_a == ["start (sized wrong)", "relative tau=0.25"]  # no masked images in part A
-    assert all(float(r["area_ratio"]) > 0 for r in rows)
+    assert all(float(r["area_ratio"]) > 0 and 0 <= float(r["from_object"]) <= 1 for r in rows)
     assert "| mixed+area tau=0.25 | " in (out / "report.md").read_text().split("Predicted area over true area")[1]
     assert "size+area: weights 4 and 4 in image units" in (out / "report.md").read_text()
     assert "blur σ 0.5-1.2 px;" in (out / "report.md").read_text()
@@ -558,6 +558,29 @@ def test_sizes_noise_mixed_steps_draw_masked_images_at_the_mask_fraction_and_hid
     share = masked[np.array(seen)].mean()
     assert len(seen) == 2000 and abs(share - 0.5) < 0.05  # uniform draws would give 0.1
     assert all(hidden)
+
+
+def test_sizes_noise_size_from_object_names_the_part_that_gives_the_size():
+    from scipy import ndimage
+
+    from sizeseg.metrics import predicted_size
+
+    noise = _script("sizes_noise")
+    masks = torch.zeros(4, 1, 10, 10)
+    masks[:, :, 1:3, 1:3] = 1
+    logits = torch.full((4, 1, 10, 10), -1.0)
+    logits[0, 0, 1:4, 1:4] = 1  # on the object
+    logits[1, 0, 5:9, 5:9] = 1  # a larger false-positive blob gives the size; a small part touches the object
+    logits[1, 0, 1, 1] = 1
+    logits[2, 0, 6:8, 6:8] = 1  # a tie: one part of size 4 elsewhere, one on the object
+    logits[2, 0, 1:3, 1:3] = 1
+    assert noise.size_from_object(logits, masks).tolist() == [True, False, True, False]  # image 3: nothing predicted
+    # the chessboard distance it uses gives the library's size
+    rng = np.random.default_rng(0)
+    blobs = torch.from_numpy(ndimage.gaussian_filter(rng.normal(size=(8, 1, 24, 24)), (0, 0, 2, 2)) * 10).float()
+    for blob in blobs:
+        dist = ndimage.distance_transform_cdt(np.pad(blob[0].numpy() > 0, 1), metric="chessboard")
+        assert 2 * dist.max() == predicted_size(blob[None]).item()
 
 
 def test_sizes_noise_refuses_a_reversed_blur_before_any_work(tmp_path, capsys):
