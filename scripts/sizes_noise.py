@@ -25,6 +25,10 @@ Methods:
   every sized image plus BCE on the masked ones, batches drawn so that masked images make half of each
   epoch (``mask_fraction`` 0.5, as mixed training draws them).
 - ``mixed tau=T`` (B only): the same without the area bounds.
+- ``mixed+relarea tau=T`` (B only): ``mixed`` with the area bounds measured relative to each image's
+  bound (:class:`RelativeAreaBound`, weight ``--relative-area-weight``) instead of in image units,
+  where a blob nine times a 4 px object's area costs about 10^-3 and the same excess on a large
+  object a thousand times more.
 
 The last three take a size criterion other than the squared error as a suffix, e.g.
 ``mixed+area tau=0.25 criterion=absolute`` (``|t - s|``, whose weight per unit of relative error grows
@@ -191,11 +195,11 @@ def area_ratio(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
 
 
 #: method names of the form "<kind> tau=T"
-TAU_KINDS = ("size", "relative", "size+area", "mixed", "mixed+area")
+TAU_KINDS = ("size", "relative", "size+area", "mixed", "mixed+area", "mixed+relarea")
 
 
 #: kinds that take a size criterion suffix (" criterion=C"), squared by default
-CRITERION_KINDS = ("size+area", "mixed", "mixed+area")
+CRITERION_KINDS = ("size+area", "mixed", "mixed+area", "mixed+relarea")
 
 
 def parse_method(method: str) -> tuple[str, float, str]:
@@ -266,17 +270,45 @@ def train_steps(model, images, masks, sizes, fn, epochs: int, batch: int, lr: fl
             opt.step()
 
 
-def mixed_terms(method: str, ratio_range: tuple[float, float], weights: tuple[float, float]) -> list:
+class RelativeAreaBound:
+    r"""The area bounds each size implies, the excess relative to the bound: for an image of size
+    :math:`s` and soft area :math:`A = \sum_p \sigma(a_p / \tau)`, with :math:`l = lo\,s^2` and
+    :math:`h = hi\,s^2`, :math:`\max(0, l - A)^2 / l^2 + \max(0, A - h)^2 / h^2` (bounds floored at
+    1 px), averaged over the sized images: an area twice its upper bound costs 1 at any object size."""
+
+    name = "relative_area"
+
+    def __init__(self, ratio_range: tuple[float, float], weight: float, noise_scale: float) -> None:
+        self.ratio_range, self.weight, self.noise_scale = tuple(ratio_range), float(weight), float(noise_scale)
+
+    def __call__(self, logits: torch.Tensor, batch) -> torch.Tensor:
+        sizes = batch["size"].float()
+        keep = ~torch.isnan(sizes)
+        if not bool(keep.any()):
+            return logits.sum() * 0
+        area = torch.sigmoid(logits[keep] / self.noise_scale).flatten(1).sum(1)
+        low, high = (r * sizes[keep].square() for r in self.ratio_range)
+        below = torch.relu(low - area) / low.clamp(min=1.0)
+        above = torch.relu(area - high) / high.clamp(min=1.0)
+        return (below.square() + above.square()).mean()
+
+
+def mixed_terms(method: str, ratio_range: tuple[float, float], weights: tuple[float, float],
+                relative_area_weight: float = 0.1) -> list:
     """``mixed tau=T`` / ``mixed+area tau=T``: the library's mixed-mode loss terms (BCE on the masked
-    images, SizeLoss squared in image units, and the area bounds for ``+area``)."""
+    images, SizeLoss in image units, and the area bounds for ``+area``); ``mixed+relarea`` adds
+    :class:`RelativeAreaBound` instead."""
     from sizeseg.training.config import TrainConfig
     from sizeseg.training.pipeline import loss_terms_for
 
-    _, tau, criterion = parse_method(method)
+    kind, tau, criterion = parse_method(method)
     size_weight, area_weight = weights
     cfg = TrainConfig(size_units="image", size_criterion=criterion, noise_scale=tau, size_weight=size_weight,
-                      area_weight=area_weight if method.startswith("mixed+area") else 0.0)
-    return loss_terms_for("mixed", cfg, ratio_range)
+                      area_weight=area_weight if kind == "mixed+area" else 0.0)
+    terms = loss_terms_for("mixed", cfg, ratio_range)
+    if kind == "mixed+relarea":
+        terms.append(RelativeAreaBound(ratio_range, relative_area_weight, tau))
+    return terms
 
 
 def mixed_steps(model, images, masks, sizes, has_mask: np.ndarray, terms: list, steps: int, batch: int,
@@ -363,7 +395,8 @@ def report(free: list[dict], net: list[dict], args, seconds: float) -> str:
         lines += ["", f"## B. Size fine-tuning of a network ({args.model}): {args.train} training images, pre-trained "
                   f"on {args.masks} masks for {args.pretrain_epochs} epochs, fine-tuned for {args.epochs} epochs at lr "
                   f"{args.lr:g} (control: BCE on the same masks, same number of steps; size+area: weights "
-                  f"{args.size_weight:g} and {args.area_weight:g} in image units); test "
+                  f"{args.size_weight:g} and {args.area_weight:g} in image units; relative area bounds: weight "
+                  f"{args.relative_area_weight:g}); test "
                   f"{args.images - args.train} images", ""] + table(net)
         lines += ["", "Predicted area over true area (thresholded, mean over the band's images); the share of images "
                   "whose predicted size comes from a connected part touching the object (not from a false-positive "
@@ -394,6 +427,8 @@ def main(argv=None) -> int:
                         help="size+area: the size term's weight, image units (README step 4's)")
     parser.add_argument("--area-weight", type=float, default=40.0,
                         help="size+area: the area bounds' weight, image units (README step 4's)")
+    parser.add_argument("--relative-area-weight", type=float, default=0.1,
+                        help="mixed+relarea: the relative area bounds' weight")
     parser.add_argument("--blur", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="the renderer's blur (σ range in px; default 0.5-1.2 px x side / 32, i.e. 1.5-3.6 px at "
                              "96, which blurs the 4-10 px objects into the background)")
@@ -401,7 +436,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a loaded machine more threads wait on each other)")
     args = parser.parse_args(argv)
-    for flag, value in (("--size-weight", args.size_weight), ("--area-weight", args.area_weight)):
+    for flag, value in (("--size-weight", args.size_weight), ("--area-weight", args.area_weight),
+                        ("--relative-area-weight", args.relative_area_weight)):
         if not value >= 0:  # before any work: the terms would refuse it only after pre-training
             parser.error(f"{flag}: expected a number >= 0, got {value:g}")
     if args.blur is not None and not 0 <= args.blur[0] <= args.blur[1] < float("inf"):
@@ -451,7 +487,8 @@ def main(argv=None) -> int:
                 has_mask[masked] = True
                 steps = args.epochs * len(batches(args.train, args.batch, np.random.default_rng(0)))
                 mixed_steps(model, images[tr], masks[tr], sizes[tr], has_mask,
-                            mixed_terms(method, ratio_range, (args.size_weight, args.area_weight)), steps,
+                            mixed_terms(method, ratio_range, (args.size_weight, args.area_weight),
+                                        args.relative_area_weight), steps,
                             args.batch, args.lr, args.seed)
             elif method == "full":
                 train_steps(model, images[tr], masks[tr], sizes[tr], bce, args.epochs, args.batch, args.lr, args.seed,

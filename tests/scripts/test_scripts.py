@@ -86,7 +86,7 @@ def test_sizes_noise_network_part_scores_every_method_per_band(tmp_path):
     assert part_a == ["start (sized wrong)", "relative tau=0.25"]  # no masked images in part A
     assert all(float(r["area_ratio"]) > 0 and 0 <= float(r["from_object"]) <= 1 for r in rows)
     assert "| mixed+area tau=0.25 | " in (out / "report.md").read_text().split("Predicted area over true area")[1]
-    assert "size+area: weights 4 and 4 in image units" in (out / "report.md").read_text()
+    assert "size+area: weights 4 and 4 in image units; relative area bounds: weight 0.1)" in (out / "report.md").read_text()
     assert "blur σ 0.5-1.2 px;" in (out / "report.md").read_text()
     assert {r["band"] for r in rows} == {"4-10", "10-20", "20-40", "40-80", "all"}
     assert "## B. Size fine-tuning of a network" in (out / "report.md").read_text()
@@ -529,6 +529,21 @@ def test_sizes_noise_mixed_terms_are_the_library_mixed_mode_with_or_without_the_
     assert with_bounds[1].loss_kwargs["criterion"] == "squared"
     absolute = noise.mixed_terms("mixed tau=0.5 criterion=absolute", (1.0, 2.0), (1.0, 0.0))[1]
     assert absolute.loss_kwargs["criterion"] == "absolute" and absolute.weight == 1.0
+
+
+def test_sizes_noise_relative_area_bound_costs_the_same_excess_alike_at_any_size():
+    noise = _script("sizes_noise")
+    term = noise.RelativeAreaBound((1.0, 2.0), 0.1, noise_scale=0.25)
+    logits = torch.full((3, 1, 32, 32), -30.0)
+    logits[0, 0, :8, :8] = 30.0   # area 64 for size 4: twice the upper bound 32
+    logits[1, 0, :, :16] = 30.0   # area 512 for size 16: the upper bound itself, no cost
+    logits[2, 0, :4, :8] = 30.0   # area 32 for size 8: half the lower bound 64
+    costs = [term(logits[i:i + 1], {"size": torch.tensor([t])}).item() for i, t in enumerate((4.0, 16.0, 8.0))]
+    assert costs == pytest.approx([1.0, 0.0, 0.25], abs=1e-6)
+    both = term(logits, {"size": torch.tensor([4.0, float("nan"), 8.0])})  # the unsized image adds nothing
+    assert both.item() == pytest.approx(0.625, abs=1e-6)
+    terms = noise.mixed_terms("mixed+relarea tau=0.25", (1.0, 2.0), (4.0, 40.0), 0.3)
+    assert [(t.name, t.weight) for t in terms] == [("bce", 1.0), ("size", 4.0), ("relative_area", 0.3)]
 
 
 def test_sizes_noise_mixed_steps_draw_masked_images_at_the_mask_fraction_and_hide_the_other_masks():
