@@ -14,8 +14,8 @@ the test set. For each m and seed:
    (same batches of masked/sized slices for every method, same augmentation):
 
    - ``control``: BCE on the same m masks (more of the same training, no sizes);
-   - ``size``: SizeLoss on the sizes of the other slices only, squared criterion (the paper's) with
-     noise scale ``--noise-scale``; ``size-relative``: the relative criterion ``(t - s)^2 / t^2``;
+   - ``size``: SizeLoss on the sizes of the other slices only, squared criterion (the paper's; or
+     ``--criterion absolute``) with noise scale ``--noise-scale``; ``size-relative``: the relative criterion ``(t - s)^2 / t^2``;
    - ``matched``: BCE to the prediction moved onto each annotated size (``size_matched_bce``);
    - ``mixed``: half of each batch from the m masks (BCE), half from the sizes (SizeLoss, squared,
      times ``--size-weight``); ``mixed-matched``: the same with the size-matched BCE (weight 1).
@@ -209,9 +209,13 @@ def run_cell(m: int, seed: int, images, masks, sizes, train_idx, test_idx, args)
     tau = f" tau={args.noise_scale:g}"
     from sizeseg.training.loss_terms import unit_scale
 
-    squared = loss_fn("size" + tau, 1, seed)
+    from sizeseg.losses.size_criteria import get_criterion
+    from sizeseg.losses.size_loss import SizeLoss
+
+    size_loss = SizeLoss(criterion=args.criterion, noise_scale=args.noise_scale, seed=seed)
+    degree = get_criterion(args.criterion).degree
     terms = {"bce": lambda logits, y, s: F.binary_cross_entropy_with_logits(logits, y),
-             "size": lambda logits, y, s: squared(logits, y, s) * unit_scale(logits, args.units, 2),
+             "size": lambda logits, y, s: size_loss(logits, s) * unit_scale(logits, args.units, degree),
              "size-relative": loss_fn("relative" + tau, 1, seed), "matched": loss_fn("matched", 1, seed)}
     ratio_range = area_ratio_range(masks[masked].sum((1, 2, 3)).numpy(), sizes[masked].numpy(), args.area_margin)
     area_tau = args.noise_scale if args.area_noise_scale is None else args.area_noise_scale
@@ -426,6 +430,9 @@ def main(argv=None) -> int:
     parser.add_argument("--finetune-steps", type=int, default=200, help="fine-tuning batches per method")
     parser.add_argument("--finetune-lr", type=float, default=1e-4, help="fine-tuning learning rate (constant)")
     parser.add_argument("--noise-scale", type=float, default=0.25, help="SizeLoss noise scale tau")
+    parser.add_argument("--criterion", choices=("squared", "absolute"), default="squared",
+                        help="SizeLoss criterion of size, mixed, size-area and mixed-area: the squared error "
+                             "(the paper's) or |t - s|, whose weight grows with the object size as t, not t^2")
     parser.add_argument("--size-weight", type=float, default=1e-3, help="weight of SizeLoss (squared) in mixed")
     parser.add_argument("--area-margin", type=float, default=0.1,
                         help="widening of the masks' area / size^2 range for the area methods")

@@ -143,6 +143,25 @@ def test_sizes_acdc_image_units_equal_pixel_weights_times_the_pixel_count(tmp_pa
     assert all(v > 0 for v in ratios["pixels"].values())
 
 
+def test_sizes_acdc_absolute_criterion_is_degree_one_in_image_units(tmp_path, acdc):
+    import csv
+
+    script = _script("sizes_acdc")
+    base = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--field", "16", "--resolution", "16", "--m", "2",
+            "--seeds", "0", "--pretrain-steps", "2", "--finetune-steps", "1", "--batch", "4", "--model", "unet-plain",
+            "--methods", "mixed"]
+    ratios = {}
+    for name, flags in (("pixels", ["--criterion", "absolute", "--size-weight", "0.01"]),
+                        ("image", ["--criterion", "absolute", "--units", "image", "--size-weight", "0.16"]),
+                        ("squared", ["--size-weight", "0.01"])):
+        assert script.main(base + ["--out", str(tmp_path / name), *flags]) == 0
+        ratios[name] = [float(r["grad_ratio"]) for r in csv.DictReader(open(tmp_path / name / "runs.csv"))
+                        if r["method"] == "mixed"][0]
+    # |t - s| has degree 1: in 16 x 16 images a weight w in image units is w / 16 in pixels
+    assert ratios["image"] == pytest.approx(ratios["pixels"], rel=1e-4)
+    assert ratios["pixels"] > 0 and ratios["squared"] != pytest.approx(ratios["pixels"], rel=1e-2)
+
+
 def test_sizes_acdc_chooses_the_area_weight_on_validation_slices(tmp_path, acdc):
     import csv
 
