@@ -124,42 +124,30 @@ def test_sizes_acdc_runs_each_m_and_seed_once_and_reports_the_control(tmp_path, 
         script.main(argv + ["--methods", "size,nonsense"])
 
 
-def test_sizes_acdc_image_units_equal_pixel_weights_times_the_pixel_count(tmp_path, acdc):
+@pytest.mark.parametrize("criterion, scale", [("squared", 256), ("absolute", 16)])
+def test_sizes_acdc_image_units_equal_pixel_weights_times_the_unit_scale(tmp_path, acdc, criterion, scale):
     import csv
 
     script = _script("sizes_acdc")
     base = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--field", "16", "--resolution", "16", "--m", "2",
             "--seeds", "0", "--pretrain-steps", "2", "--finetune-steps", "1", "--batch", "4", "--model", "unet-plain",
-            "--methods", "mixed,mixed-area"]
+            "--methods", "mixed,mixed-area", "--criterion", criterion]
     ratios = {}
-    for units, size_weight, area_weight in (("pixels", 1e-3, 0.01), ("image", 1e-3 * 256, 0.01 * 256)):
+    for units, size_weight, area_weight in (("pixels", 1e-3, 0.01), ("image", 1e-3 * scale, 0.01 * 256)):
         out = tmp_path / units
         assert script.main(base + ["--out", str(out), "--units", units, "--size-weight", str(size_weight),
                                    "--area-weight", str(area_weight)]) == 0
         ratios[units] = {r["method"]: float(r["grad_ratio"]) for r in csv.DictReader(open(out / "runs.csv"))
                          if r["method"] in ("mixed", "mixed-area")}
-    # 16 x 16 images: a weight w in image units is w / 256 in pixels, so the gradients are the same
+    # 16 x 16 images: a size weight w in image units is w / 256 in pixels for the squared error (degree 2),
+    # w / 16 for the absolute one (degree 1); an area weight w / 256
     assert ratios["image"] == pytest.approx(ratios["pixels"], rel=1e-4)
     assert all(v > 0 for v in ratios["pixels"].values())
-
-
-def test_sizes_acdc_absolute_criterion_is_degree_one_in_image_units(tmp_path, acdc):
-    import csv
-
-    script = _script("sizes_acdc")
-    base = ["--data", str(acdc), "--cache", str(tmp_path / "prep"), "--field", "16", "--resolution", "16", "--m", "2",
-            "--seeds", "0", "--pretrain-steps", "2", "--finetune-steps", "1", "--batch", "4", "--model", "unet-plain",
-            "--methods", "mixed"]
-    ratios = {}
-    for name, flags in (("pixels", ["--criterion", "absolute", "--size-weight", "0.01"]),
-                        ("image", ["--criterion", "absolute", "--units", "image", "--size-weight", "0.16"]),
-                        ("squared", ["--size-weight", "0.01"])):
-        assert script.main(base + ["--out", str(tmp_path / name), *flags]) == 0
-        ratios[name] = [float(r["grad_ratio"]) for r in csv.DictReader(open(tmp_path / name / "runs.csv"))
-                        if r["method"] == "mixed"][0]
-    # |t - s| has degree 1: in 16 x 16 images a weight w in image units is w / 16 in pixels
-    assert ratios["image"] == pytest.approx(ratios["pixels"], rel=1e-4)
-    assert ratios["pixels"] > 0 and ratios["squared"] != pytest.approx(ratios["pixels"], rel=1e-2)
+    if criterion == "absolute":  # the criterion reached the size term: squared gives another gradient
+        assert script.main(base[:-2] + ["--out", str(tmp_path / "sq"), "--size-weight", "1e-3"]) == 0
+        squared = [float(r["grad_ratio"]) for r in csv.DictReader(open(tmp_path / "sq" / "runs.csv"))
+                   if r["method"] == "mixed"][0]
+        assert squared != pytest.approx(ratios["pixels"]["mixed"], rel=1e-2)
 
 
 def test_sizes_acdc_chooses_the_area_weight_on_validation_slices(tmp_path, acdc):
