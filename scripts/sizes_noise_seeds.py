@@ -7,7 +7,11 @@ as a loss.
 
     python scripts/sizes_noise_seeds.py runs/sn/seed0 runs/sn/seed1 runs/sn/seed2
 
-prints, in Markdown, the mean over the seeds of E and of the IoU change per band (± the standard
+Folders with the same name (``runs/a/seed0``, ``runs/b/seed0``) are one seed's runs of different
+methods from the same start: their rows are merged, after checking that their starts (and any
+method they share) agree.
+
+It prints, in Markdown, the mean over the seeds of E and of the IoU change per band (± the standard
 error over the seeds), then one line per method: in how many seeds E fell in every band, and in how
 many seeds no band lost IoU beyond noise. ``--out FILE`` also writes the text there.
 """
@@ -32,6 +36,21 @@ def read_seed(folder: Path) -> dict:
     if not any(method == START for method, _ in rows):
         raise ValueError(f"{path}: no part B rows (was it run with --no-network?)")
     return rows
+
+
+def merge_seed(folders: list[Path]) -> dict:
+    """The part B rows of several runs of one seed, merged; ValueError when two runs disagree on a
+    row they share (another start, or one method name for two settings)."""
+    merged: dict = {}
+    owner: dict = {}
+    for folder in folders:
+        for key, row in read_seed(folder).items():
+            if key in merged and any(merged[key][k] != row[k] for k in ("E", "IoU", "dIoU") if k in row):
+                what = "start from different networks" if key[0] == START else f"differ on {key[0]!r}"
+                raise ValueError(f"{owner[key]} and {folder} {what} (band {key[1]}); pool them separately")
+            merged.setdefault(key, row)
+            owner.setdefault(key, folder)
+    return merged
 
 
 def bands_of(rows: dict) -> list[str]:
@@ -88,8 +107,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="also write the report to this file")
     args = parser.parse_args(argv)
     try:
-        seeds = [read_seed(folder) for folder in args.folders]
-        text = pooled_report(seeds, [folder.name for folder in args.folders])
+        names = list(dict.fromkeys(folder.name for folder in args.folders))
+        seeds = [merge_seed([f for f in args.folders if f.name == name]) for name in names]
+        text = pooled_report(seeds, names)
     except ValueError as err:
         sys.stderr.write(f"{parser.prog}: error: {err}\n")
         return 2

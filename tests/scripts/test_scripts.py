@@ -680,6 +680,20 @@ def test_sizes_noise_seeds_pools_the_seeds_and_checks_the_target_per_seed(tmp_pa
     assert pool.seed_verdict(pool.read_seed(tmp_path / "s1"), "m", ["small", "large"], noise_se=3.0) == (True, True)
 
 
+def test_sizes_noise_seeds_merges_runs_of_one_seed_and_refuses_other_starts(tmp_path, capsys):
+    pool = _script("sizes_noise_seeds")
+    start = {("start (pre-trained)", b): (e, 0, 0) for b, e in (("small", 10), ("all", 10))}
+    _noise_seed(tmp_path / "a" / "seed0", {**start, ("m", "small"): (5, 0.01, 0.01), ("m", "all"): (5, 0.01, 0.01)})
+    _noise_seed(tmp_path / "b" / "seed0", {**start, ("n", "small"): (20, -0.1, 0.01), ("n", "all"): (20, -0.1, 0.01)})
+    assert pool.main([str(tmp_path / "a" / "seed0"), str(tmp_path / "b" / "seed0")]) == 0
+    text = capsys.readouterr().out
+    assert "Mean over 1 seeds (seed0)" in text and "- m: 1 / 1 / 1 of 1" in text and "- n: 0 / 0 / 0 of 1" in text
+    _noise_seed(tmp_path / "c" / "seed0", {("start (pre-trained)", "small"): (11, 0, 0),
+                                           ("start (pre-trained)", "all"): (11, 0, 0)})
+    assert pool.main([str(tmp_path / "a" / "seed0"), str(tmp_path / "c" / "seed0")]) == 2
+    assert "start from different networks (band small); pool them separately" in capsys.readouterr().err
+
+
 def test_sizes_noise_seeds_names_a_folder_it_cannot_read(tmp_path, capsys):
     pool = _script("sizes_noise_seeds")
     assert pool.main([str(tmp_path / "missing")]) == 2
