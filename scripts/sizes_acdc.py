@@ -433,7 +433,7 @@ def main(argv=None) -> int:
     parser.add_argument("--criterion", choices=("squared", "absolute"), default="squared",
                         help="SizeLoss criterion of size, mixed, size-area and mixed-area: the squared error "
                              "(the paper's) or |t - s|, whose weight grows with the object size as t, not t^2")
-    parser.add_argument("--size-weight", type=float, default=1e-3, help="weight of SizeLoss (squared) in mixed")
+    parser.add_argument("--size-weight", type=float, default=1e-3, help="weight of SizeLoss (--criterion) in mixed")
     parser.add_argument("--area-margin", type=float, default=0.1,
                         help="widening of the masks' area / size^2 range for the area methods")
     parser.add_argument("--area-weight", type=float, default=1.0, help="weight of the area penalty")

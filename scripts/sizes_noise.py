@@ -125,8 +125,8 @@ def free_logit_rows(images, masks, sizes, bands, methods, steps: int, lr: float,
     start = score(init)
     rows = band_rows("start (sized wrong)", start, start, bands)
     for method in methods:
-        if method in ("control", "full") or "+area" in method or method.startswith("mixed"):  # no masks or bounds here
-            continue
+        if method != "matched" and (method in ("control", "full") or parse_method(method)[0] not in FREE_LOGIT_KINDS):
+            continue  # part A has no masked images to train on or to measure area bounds on
         torch.manual_seed(seed)
         logits = init.clone().requires_grad_(True)
         opt = torch.optim.Adam([logits], lr=lr)
@@ -196,6 +196,10 @@ def area_ratio(logits: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
 
 #: method names of the form "<kind> tau=T"
 TAU_KINDS = ("size", "relative", "size+area", "mixed", "mixed+area", "mixed+relarea")
+
+
+#: kinds part A runs (the others need masked images)
+FREE_LOGIT_KINDS = ("size", "relative")
 
 
 #: kinds that take a size criterion suffix (" criterion=C"), squared by default
@@ -318,7 +322,9 @@ def mixed_steps(model, images, masks, sizes, has_mask: np.ndarray, terms: list, 
     mask only on the images with ``has_mask``."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
-    weights = np.where(has_mask, mask_fraction / has_mask.sum(), (1 - mask_fraction) / (~has_mask).sum())
+    from sizeseg.training.data import mask_fraction_weights
+
+    weights = mask_fraction_weights(has_mask, mask_fraction)
     model.train()
     for _ in range(steps):
         idx = rng.choice(len(images), size=batch, replace=True, p=weights / weights.sum())
@@ -479,16 +485,16 @@ def main(argv=None) -> int:
         net = band_rows("start (pre-trained)", start, start, bands[te])
         print(f"B pre-trained: IoU {start['IoU'].mean():.3f}, E {start['E'].mean():.1f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        has_mask = np.zeros(args.train, bool)
+        has_mask[masked] = True
+        mixed_batches = args.epochs * len(batches(args.train, args.batch, np.random.default_rng(0)))  # as size-only
         for method in methods:
             model.load_state_dict(start_state)
             torch.manual_seed(args.seed)
             if method.startswith("mixed"):
-                has_mask = np.zeros(args.train, bool)
-                has_mask[masked] = True
-                steps = args.epochs * len(batches(args.train, args.batch, np.random.default_rng(0)))
                 mixed_steps(model, images[tr], masks[tr], sizes[tr], has_mask,
                             mixed_terms(method, ratio_range, (args.size_weight, args.area_weight),
-                                        args.relative_area_weight), steps,
+                                        args.relative_area_weight), mixed_batches,
                             args.batch, args.lr, args.seed)
             elif method == "full":
                 train_steps(model, images[tr], masks[tr], sizes[tr], bce, args.epochs, args.batch, args.lr, args.seed,

@@ -55,6 +55,17 @@ def eval_dataset(data) -> Dataset:
     return SegmentationDataset(data, masked=None, sizes="all")
 
 
+def mask_fraction_weights(has_mask, mask_fraction: float) -> np.ndarray:
+    """Per-item draw probabilities under which masked items (``has_mask``) make ``mask_fraction`` of
+    the draws, each masked item alike and each unmasked one alike; needs both kinds present.
+
+    >>> mask_fraction_weights([True, False, False, False], 0.5).tolist()
+    [0.5, 0.16666666666666666, 0.16666666666666666, 0.16666666666666666]
+    """
+    has = np.asarray(has_mask, bool)
+    return np.where(has, mask_fraction / has.sum(), (1 - mask_fraction) / (~has).sum())
+
+
 class NoSingletonBatchSampler(BatchSampler):
     """Batches of ``batch_size`` with the last partial batch kept, except that a last batch of one
     item joins the batch before it: every item is seen each epoch, and batch normalisation, which
@@ -127,7 +138,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         if name == "train" and self.mask_fraction is not None:
             has = np.asarray(dataset.has_mask, bool)
             if has.any() and (~has).any():
-                weights = np.where(has, self.mask_fraction / has.sum(), (1 - self.mask_fraction) / (~has).sum())
+                weights = mask_fraction_weights(has, self.mask_fraction)
                 epoch = self.trainer.current_epoch if self.trainer is not None else 0
                 g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
                 items = max(len(dataset), self.epoch_items or 0)  # a small set: epochs of epoch_items draws
